@@ -1,0 +1,39 @@
+"""Build the Cython kernels.
+
+Environment variables:
+  FASTPG_DEBUG=1          keep Cython's bounds/wraparound checks on (debug build).
+  FASTPG_MARCH_NATIVE=1   add -march=native (not portable: the binary may crash
+                          with SIGILL on another CPU).
+"""
+import os
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("FASTPG_DEBUG", "") not in ("", "0")
+MARCH_NATIVE = os.environ.get("FASTPG_MARCH_NATIVE", "") not in ("", "0")
+
+compile_args = ["-O3"]
+if MARCH_NATIVE:
+    compile_args.append("-march=native")
+
+KERNELS = ["_preprocess", "_policy", "_returns", "_rmsprop", "_rollout"]
+
+extensions = [
+    Extension(f"fastpg.{name}", [f"src/{name}.pyx"], extra_compile_args=compile_args)
+    for name in KERNELS
+]
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": not DEBUG,
+}
+
+setup(
+    ext_modules=cythonize(
+        extensions, compiler_directives=directives, include_path=["src"]
+    ),
+)

@@ -1,0 +1,87 @@
+# Header-only declarations shared by the kernels (cimported by plain name;
+# setup.py puts src/ on Cython's include path).
+from libc.math cimport exp
+from libc.stdint cimport int8_t, int16_t, int32_t, uint8_t
+
+# Pong's preprocessed frame: 80 x 80 pixels, from rows 35..194 and every second
+# row and column of the 210 x 160 RGB screen, red channel.
+cdef enum:
+    N_ROWS = 80
+    N_COLS = 80
+    N_PIXELS = 6400
+    FIRST_ROW = 35
+    ACTION_UP = 2
+    ACTION_DOWN = 3
+
+
+cdef inline uint8_t is_foreground(uint8_t red) noexcept nogil:
+    # 144 and 109 are Pong's two background colours.
+    return red != 0 and red != 144 and red != 109
+
+
+cdef inline uint8_t pixel(const uint8_t[:, :, ::1] frame, Py_ssize_t i) noexcept nogil:
+    """Binary value of preprocessed pixel i (row-major over the 80 x 80 grid)."""
+    return is_foreground(frame[FIRST_ROW + 2 * (i // N_COLS), 2 * (i % N_COLS), 0])
+
+
+cdef inline double sigmoid(double z) noexcept nogil:
+    return 1.0 / (1.0 + exp(-z))
+
+
+cdef inline void accumulate_column(
+    double* h, const double[:, :] W1, Py_ssize_t col, double value
+) noexcept nogil:
+    """h += value * W1[:, col]; contiguous fast path for Fortran-ordered W1."""
+    cdef Py_ssize_t j, H = W1.shape[0]
+    cdef const double* w
+    if W1.strides[0] == sizeof(double):
+        w = &W1[0, col]
+        for j in range(H):
+            h[j] += value * w[j]
+    else:
+        for j in range(H):
+            h[j] += value * W1[j, col]
+
+
+cdef inline double relu_logit(double* h, const double[::1] W2) noexcept nogil:
+    """Apply ReLU to h in place and return W2 @ h."""
+    cdef Py_ssize_t j
+    cdef double logit = 0.0
+    for j in range(W2.shape[0]):
+        if h[j] < 0.0:
+            h[j] = 0.0
+        logit += W2[j] * h[j]
+    return logit
+
+
+cdef inline double sparse_logit(
+    const double[:, :] W1, const double[::1] W2,
+    const int16_t* indices, const int8_t* signs, Py_ssize_t nnz, double* h,
+) noexcept nogil:
+    """Layer 1 from a sparse +-1 input (pixel indices, signs), then ReLU and W2.
+
+    Writes h (H,) and returns the logit. The trainer's forward and backward both
+    call this, so the hidden activations they see are bit-identical.
+    """
+    cdef Py_ssize_t j, k
+    for j in range(W1.shape[0]):
+        h[j] = 0.0
+    for k in range(nnz):
+        accumulate_column(h, W1, indices[k], <double>signs[k])
+    return relu_logit(h, W2)
+
+
+cdef inline void add_scaled(double* out, const double* v, double scale, Py_ssize_t n) noexcept nogil:
+    """out[:n] += scale * v[:n]."""
+    cdef Py_ssize_t j
+    for j in range(n):
+        out[j] += v[j] * scale
+
+
+cdef inline void gated_output_grad(
+    double* dh, const double* h, const double[::1] W2, double dlogp
+) noexcept nogil:
+    """dh = dlogp * W2, zeroed where the ReLU was off (h <= 0)."""
+    cdef Py_ssize_t j
+    for j in range(W2.shape[0]):
+        dh[j] = dlogp * W2[j] if h[j] > 0.0 else 0.0
