@@ -9,32 +9,49 @@ import numpy as np
 
 from fastpg import _validate
 
-from fastpg_common cimport accumulate_column, add_scaled, gated_output_grad, relu_logit, sigmoid
+from fastpg_common cimport N_PIXELS, SCAN_BLOCK, accumulate_column, block_is_zero, add_scaled, gated_output_grad, relu_logit, sigmoid
 from libc.stdlib cimport free, malloc
 
 
 cdef double forward_kernel(
     const double[:, :] W1, const double[::1] W2, const double[::1] x, double[::1] h
 ) noexcept nogil:
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i, j, block, start
     for j in range(h.shape[0]):
         h[j] = 0.0
-    for i in range(x.shape[0]):
-        if x[i] != 0.0:
-            accumulate_column(&h[0], W1, i, x[i])
+    for block in range(N_PIXELS // SCAN_BLOCK):
+        start = block * SCAN_BLOCK
+        if not block_is_zero(&x[start]):
+            for i in range(start, start + SCAN_BLOCK):
+                if x[i] != 0.0:
+                    accumulate_column(&h[0], W1, i, x[i])
     return sigmoid(relu_logit(&h[0], W2))
 
 
-def policy_forward(W1, W2, x):
-    """p = sigmoid(W2 @ relu(W1 @ x)); returns (p, h). W1 (H, 6400) in C or Fortran order."""
+def _explain_forward_args(W1, W2, x):
+    """Raise the error that names what is wrong with policy_forward's arguments."""
     _validate.weights(W1, W2)
     _validate.float_vector("x", x, W1.shape[1], "pixels, columns of W1")
     _validate.check_c_contiguous("W2", W2)
     _validate.check_c_contiguous("x", x)
-    h = np.empty(W1.shape[0], dtype=np.float64)
-    cdef const double[:, :] W1_view = W1
-    cdef const double[::1] W2_view = W2
-    cdef const double[::1] x_view = x
+
+
+def policy_forward(W1, W2, x):
+    """p = sigmoid(W2 @ relu(W1 @ x)); returns (p, h). W1 (H, 6400) in C or Fortran order."""
+    cdef const double[:, :] W1_view
+    cdef const double[::1] W2_view
+    cdef const double[::1] x_view
+    try:
+        W1_view = W1
+        W2_view = W2
+        x_view = x
+    except (TypeError, ValueError, BufferError):
+        _explain_forward_args(W1, W2, x)
+        raise
+    if (W1_view.shape[0] == 0 or W1_view.shape[1] != N_PIXELS
+            or W2_view.shape[0] != W1_view.shape[0] or x_view.shape[0] != N_PIXELS):
+        _explain_forward_args(W1, W2, x)
+    h = np.empty(W1_view.shape[0], dtype=np.float64)
     cdef double[::1] h_view = h
     cdef double p
     with nogil:
@@ -46,16 +63,19 @@ cdef void backward_kernel(
     const double[::1] W2, const double[:, ::1] eph, const double[::1] epdlogp,
     const double[:, ::1] epx, double[::1, :] dW1, double[::1] dW2, double* dh,
 ) noexcept nogil:
-    cdef Py_ssize_t t, i, j, H = W2.shape[0]
+    cdef Py_ssize_t t, i, j, block, start, H = W2.shape[0]
     for j in range(H):
         dW2[j] = 0.0
     for t in range(eph.shape[0]):
         for j in range(H):
             dW2[j] += eph[t, j] * epdlogp[t]
         gated_output_grad(dh, &eph[t, 0], W2, epdlogp[t])
-        for i in range(epx.shape[1]):
-            if epx[t, i] != 0.0:
-                add_scaled(&dW1[0, i], dh, epx[t, i], H)
+        for block in range(N_PIXELS // SCAN_BLOCK):
+            start = block * SCAN_BLOCK
+            if not block_is_zero(&epx[t, start]):
+                for i in range(start, start + SCAN_BLOCK):
+                    if epx[t, i] != 0.0:
+                        add_scaled(&dW1[0, i], dh, epx[t, i], H)
 
 
 def policy_backward(W2, eph, epdlogp, epx):

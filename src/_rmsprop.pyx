@@ -5,12 +5,13 @@ from fastpg import _validate
 
 
 cdef void rmsprop_kernel(
-    double[::1] w, const double[::1] g, double[::1] cache,
+    double* w, const double* g, double* cache, Py_ssize_t n,
     double learning_rate, double decay_rate, double eps,
 ) noexcept nogil:
+    # Raw pointers into checked memoryviews: plain indexing lets GCC vectorise.
     cdef Py_ssize_t i
     cdef double c
-    for i in range(w.shape[0]):
+    for i in range(n):
         c = decay_rate * cache[i] + (1.0 - decay_rate) * (g[i] * g[i])
         cache[i] = c
         w[i] += learning_rate * g[i] / (sqrt(c) + eps)
@@ -42,5 +43,7 @@ def rmsprop_update(w, g, cache, learning_rate, decay_rate, eps=1e-5):
     cdef const double[::1] g_flat = _flat_view("g", g, order)
     cdef double[::1] cache_flat = _flat_view("cache", cache, order)
     cdef double lr_c = lr, decay_c = decay, eps_c = eps_
+    if w_flat.shape[0] == 0:
+        return
     with nogil:
-        rmsprop_kernel(w_flat, g_flat, cache_flat, lr_c, decay_c, eps_c)
+        rmsprop_kernel(&w_flat[0], &g_flat[0], &cache_flat[0], w_flat.shape[0], lr_c, decay_c, eps_c)

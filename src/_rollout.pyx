@@ -9,7 +9,7 @@ import numpy as np
 from fastpg import _validate
 
 from fastpg_common cimport (
-    ACTION_DOWN, ACTION_UP, N_PIXELS, add_scaled, gated_output_grad, int8_t,
+    ACTION_DOWN, ACTION_UP, N_COLS, N_PIXELS, N_ROWS, add_scaled, gated_output_grad, int8_t,
     int16_t, int32_t, pixel, sigmoid, sparse_logit, uint8_t,
 )
 from libc.stdlib cimport free, malloc, realloc
@@ -91,7 +91,7 @@ cdef class PolicyStepper:
         return ACTION_UP if u < self.p else ACTION_DOWN
 
     cdef int _step(self, const uint8_t[:, :, ::1] frame, double u) noexcept nogil:
-        cdef Py_ssize_t i, start
+        cdef Py_ssize_t i, row, col, start
         cdef uint8_t current
         cdef int diff
         # Room for a fully non-zero difference, so the pixel loop never checks.
@@ -104,14 +104,16 @@ cdef class PolicyStepper:
         if grow(<void**>&self.offsets, &self.offsets_capacity, self.n_steps + 2, sizeof(int32_t)) < 0:
             return -1
         start = self.n_entries
-        for i in range(N_PIXELS):
-            current = pixel(frame, i)
-            diff = 0 if self.first else <int>current - <int>self.prev[i]
-            self.prev[i] = current
-            if diff != 0:
-                self.indices[self.n_entries] = <int16_t>i
-                self.signs[self.n_entries] = <int8_t>diff
-                self.n_entries += 1
+        for row in range(N_ROWS):
+            for col in range(N_COLS):
+                i = row * N_COLS + col
+                current = pixel(frame, row, col)
+                diff = 0 if self.first else <int>current - <int>self.prev[i]
+                self.prev[i] = current
+                if diff != 0:
+                    self.indices[self.n_entries] = <int16_t>i
+                    self.signs[self.n_entries] = <int8_t>diff
+                    self.n_entries += 1
         self.first = False
         self.nnz = self.n_entries - start
         self.p = sigmoid(sparse_logit(

