@@ -82,7 +82,13 @@ cdef class PolicyStepper:
         """
         if not isinstance(frame, np.ndarray) or frame.shape != _validate.FRAME_SHAPE:
             _validate.frame(frame)
-        cdef const uint8_t[:, :, ::1] frame_view = frame
+        cdef const uint8_t[:, :, ::1] frame_view
+        try:
+            frame_view = frame
+        except (TypeError, ValueError, BufferError):
+            _validate.frame(frame)  # raises a message naming the argument
+            _validate.check_c_contiguous("frame", frame)
+            raise
         cdef int status
         with nogil:
             status = self._step(frame_view, u)
