@@ -1,0 +1,148 @@
+"""Kernel benchmarks: numpy reference and compiled side by side, one group per kernel.
+
+Run with `python -m pytest benchmarks/test_bench_kernels.py` (not collected by the
+default test run), or `python benchmarks/kernel_table.py` for the speedup table.
+Inputs are built outside the timed calls, and every case first checks that
+both backends agree on them.
+"""
+import numpy as np
+import pytest
+
+from fastpg import kernels, reference
+
+BACKENDS = {"reference": reference, "compiled": kernels}
+BACKEND_NAMES = list(BACKENDS)
+DENSE_ROW_BYTES = 6400 * 8  # one float64 difference frame, as the seed records a step
+
+
+def describe(benchmark, build_info, backend, **details):
+    benchmark.extra_info.update(build_info)
+    benchmark.extra_info["backend"] = backend
+    benchmark.extra_info.update(details)
+
+
+@pytest.mark.benchmark(group="preprocess")
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_preprocess(benchmark, backend, pong, build_info):
+    frame = pong.frames[pong.typical_step]
+    expected = reference.preprocess(frame)
+    np.testing.assert_array_equal(kernels.preprocess(frame), expected)
+    describe(benchmark, build_info, backend, input="one real Pong frame uint8 (210, 160, 3)")
+    out = benchmark(BACKENDS[backend].preprocess, frame)
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.benchmark(group="policy_forward")
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_policy_forward(benchmark, backend, pong, build_info):
+    x = pong.epx[pong.typical_step]
+    p_ref, h_ref = reference.policy_forward(pong.W1, pong.W2, x)
+    scale = np.max(np.abs(pong.W1) @ np.abs(x))
+    np.testing.assert_allclose(kernels.policy_forward(pong.W1, pong.W2, x)[1], h_ref, rtol=1e-9, atol=1e-12 * scale)
+    describe(benchmark, build_info, backend, W1_order="F", hidden=pong.W1.shape[0],
+             input=f"one real difference frame, {int(pong.nnz[pong.typical_step])} non-zero pixels")
+    p, h = benchmark(BACKENDS[backend].policy_forward, pong.W1, pong.W2, x)
+    assert p == pytest.approx(p_ref, rel=1e-9)
+    np.testing.assert_allclose(h, h_ref, rtol=1e-9, atol=1e-12 * scale)
+
+
+@pytest.mark.benchmark(group="policy_backward")
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_policy_backward(benchmark, backend, pong, build_info):
+    args = (pong.W2, pong.eph, pong.epdlogp, pong.epx)
+    dW1_ref, dW2_ref = reference.policy_backward(*args)
+    scale = np.max(np.abs(pong.W2)) * np.max(np.abs(pong.epdlogp) @ np.abs(pong.epx))
+
+    def agrees(dW1, dW2):
+        np.testing.assert_allclose(dW1, dW1_ref, rtol=1e-9, atol=1e-12 * scale)
+        np.testing.assert_allclose(dW2, dW2_ref, rtol=1e-9, atol=1e-12 * np.max(np.abs(dW2_ref)))
+
+    agrees(*kernels.policy_backward(*args))
+    describe(benchmark, build_info, backend, steps=len(pong.epx), hidden=len(pong.W2),
+             input=f"{len(pong.epx)}-step episode of real difference frames, "
+                   f"mean {pong.nnz.mean():.1f} non-zero pixels a step")
+    agrees(*benchmark(BACKENDS[backend].policy_backward, *args))
+
+
+@pytest.mark.benchmark(group="discount_rewards")
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_discount_rewards(benchmark, backend, build_info):
+    rng = np.random.default_rng(0)
+    rewards = np.zeros(2000)  # a 2,000-step episode of sparse +-1 points, as Pong gives
+    points = rng.choice(2000, size=21, replace=False)
+    rewards[points] = rng.choice([-1.0, 1.0], size=21)
+    expected = reference.discount_rewards(rewards, 0.99)
+    np.testing.assert_allclose(kernels.discount_rewards(rewards, 0.99), expected, rtol=1e-9)
+    describe(benchmark, build_info, backend, steps=2000)
+    out = benchmark(BACKENDS[backend].discount_rewards, rewards, 0.99)
+    np.testing.assert_allclose(out, expected, rtol=1e-9)
+
+
+@pytest.mark.benchmark(group="rmsprop_update")
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_rmsprop_update(benchmark, backend, build_info):
+    rng = np.random.default_rng(0)
+    w0 = np.asfortranarray(rng.standard_normal((200, 6400)) / 80.0)  # 1.28 M parameters, like W1
+    g = np.asfortranarray(rng.standard_normal((200, 6400)))
+    cache0 = np.asfortranarray(rng.random((200, 6400)))
+    results = {}
+    for name, module in BACKENDS.items():
+        w, cache = w0.copy(order="F"), cache0.copy(order="F")
+        module.rmsprop_update(w, g, cache, 1e-4, 0.99)
+        results[name] = (w, cache)
+    for ref_arr, compiled_arr in zip(results["reference"], results["compiled"]):
+        np.testing.assert_allclose(compiled_arr, ref_arr, rtol=1e-12)
+    describe(benchmark, build_info, backend, parameters=w0.size, order="F")
+    w, cache = w0.copy(order="F"), cache0.copy(order="F")
+    # In place: each round updates the same buffers again; the work per call is the same.
+    benchmark(BACKENDS[backend].rmsprop_update, w, g, cache, 1e-4, 0.99)
+    assert np.all(np.isfinite(w)) and not np.array_equal(w, w0)
+
+
+class ReferenceStepper:
+    """The seed's step: preprocess, difference with the previous frame, dense forward, act."""
+
+    def __init__(self, W1, W2):
+        self.W1, self.W2, self.previous = W1, W2, None
+
+    def step(self, frame, u):
+        current = reference.preprocess(frame)
+        x = np.zeros(6400) if self.previous is None else current - self.previous
+        self.previous = current
+        self.p, self.h = reference.policy_forward(self.W1, self.W2, x)
+        return 2 if u < self.p else 3
+
+    def reset(self):
+        self.previous = None
+
+
+def play(stepper, frames, uniforms):
+    stepper.reset()
+    return [stepper.step(frame, u) for frame, u in zip(frames, uniforms)]
+
+
+@pytest.mark.benchmark(group="policy_step")
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_policy_step(benchmark, backend, pong, build_info):
+    """Per environment step: frame -> difference -> forward -> action, 100 steps a round.
+
+    Also records the bytes a recorded step costs: PolicyStepper's sparse record
+    (finish() arrays over the 1,000-step episode) against a dense float64 row.
+    """
+    frames, uniforms = pong.frames[:100], pong.uniforms[:100]
+    compiled = kernels.PolicyStepper(pong.W1, pong.W2)
+    expected_actions = play(ReferenceStepper(pong.W1, pong.W2), frames, uniforms)
+    assert play(compiled, frames, uniforms) == expected_actions
+
+    compiled.reset()
+    for frame, u in zip(pong.frames, pong.uniforms):
+        compiled.step(frame, u)
+    episode = compiled.finish()
+    sparse_bytes = sum(arr.nbytes for arr in episode.values()) / len(pong.frames)
+    assert sparse_bytes < 1024
+    stepper = compiled if backend == "compiled" else ReferenceStepper(pong.W1, pong.W2)
+    describe(benchmark, build_info, backend, steps_per_round=len(frames),
+             bytes_per_recorded_step=sparse_bytes if backend == "compiled" else DENSE_ROW_BYTES,
+             sparse_bytes_per_step=sparse_bytes, dense_row_bytes=DENSE_ROW_BYTES)
+    actions = benchmark(play, stepper, frames, uniforms)
+    assert actions == expected_actions
