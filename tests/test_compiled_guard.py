@@ -51,7 +51,8 @@ def test_missing_extension_fails_the_import_loudly():
     )
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(fastpg.__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
-    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                           cwd=package_root, timeout=60)  # the cwd goes first on the child's sys.path
     assert child.returncode == 0, child.stderr
     assert child.stdout.startswith("ImportError:"), child.stdout
     assert "not built" in child.stdout

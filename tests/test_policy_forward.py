@@ -42,11 +42,19 @@ def test_compiled_matches_reference_on_random_inputs(order, rng, weights_factory
         assert np.any(h_ref > 0) and np.any(h_ref == 0)  # both sides of the ReLU exercised
 
 
-def test_strided_W1_accepted(rng, weights_factory, assert_close):
+@pytest.mark.parametrize("layout", ["every-other-column", "reversed-rows-F", "reversed-columns-C"])
+def test_any_strided_W1_accepted(layout, rng, weights_factory, assert_close):
     W1, W2 = weights_factory(n_hidden=20, order="C")
-    padded = np.zeros((20, 12800))
-    padded[:, ::2] = W1
-    strided = padded[:, ::2]  # neither C- nor Fortran-contiguous
+    if layout == "every-other-column":
+        padded = np.zeros((20, 12800))
+        padded[:, ::2] = W1
+        strided = padded[:, ::2]  # neither C- nor Fortran-contiguous
+    elif layout == "reversed-rows-F":
+        strided = np.asfortranarray(W1[::-1])[::-1]  # negative row stride
+    else:
+        strided = np.ascontiguousarray(W1[:, ::-1])[:, ::-1]  # negative column stride
+    assert not (strided.flags.c_contiguous or strided.flags.f_contiguous)
+    np.testing.assert_array_equal(strided, W1)
     x = rng.standard_normal(6400)
     p, h = kernels.policy_forward(strided, W2, x)
     p_ref, h_ref = reference.policy_forward(W1, W2, x)

@@ -180,6 +180,25 @@ def test_sparse_backward_accumulates(weights, played, rng):
     assert np.any(once_W1 != 0) and np.any(once_W2 != 0)
 
 
+@pytest.mark.parametrize("layout", ["C", "reversed-rows", "every-other-column"])
+def test_sparse_backward_writes_any_dW1_layout(layout, weights, played, rng):
+    W1, W2 = weights
+    episode = played["episode"]
+    weighted = rng.standard_normal(len(episode["dlogp"]))
+    args = (W1, W2, episode["indices"], episode["signs"], episode["offsets"], weighted)
+    expected = np.zeros((200, 6400), order="F")
+    kernels.sparse_backward(*args, expected, np.zeros(200))
+    if layout == "C":
+        dW1 = np.zeros((200, 6400))
+    elif layout == "reversed-rows":
+        dW1 = np.zeros((200, 6400), order="F")[::-1]
+    else:
+        dW1 = np.zeros((200, 12800), order="F")[:, ::2]
+    kernels.sparse_backward(*args, dW1, np.zeros(200))
+    np.testing.assert_allclose(dW1, expected, rtol=1e-12, atol=1e-15)
+    assert np.count_nonzero(expected) > 1000
+
+
 def test_sparse_backward_leaves_inputs_alone_and_accepts_read_only(weights, played, rng):
     W1, W2 = (arr.copy(order="K") for arr in weights)
     episode = {key: arr.copy() for key, arr in played["episode"].items()}

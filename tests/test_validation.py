@@ -186,7 +186,9 @@ def run_in_children(cases):
     results, pending = {}, list(cases.items())
     while pending:
         request = json.dumps({"setup": SETUP, "cases": pending})
-        child = subprocess.run([sys.executable, "-c", CHILD], input=request, env=env,
+        # cwd = package_root: `python -c` puts the cwd first on sys.path, and the child must
+        # import the same fastpg as this process (not a source tree without the extensions).
+        child = subprocess.run([sys.executable, "-c", CHILD], input=request, env=env, cwd=package_root,
                                capture_output=True, text=True, timeout=120)
         started = None
         for line in child.stdout.splitlines():
