@@ -1,6 +1,8 @@
 """The ``fastpg`` command line."""
 import argparse
 import datetime
+import functools
+import json
 import os
 import sys
 
@@ -14,13 +16,22 @@ def default_workers():
         return os.cpu_count() or 1
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows real defaults; options whose default is "unset" (None, False) say theirs in words."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _add_train_parser(subparsers):
     p = subparsers.add_parser(
         "train", help="learn Pong from pixels with the seed's policy gradient",
         description="Train a 2-layer policy on an Atari game with REINFORCE and RMSProp (the seed "
                     "algorithm). Runs until --episodes or --max-steps, or until Ctrl-C, which saves a "
                     "checkpoint and exits. Hyperparameters default to the seed's.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     run = p.add_argument_group("run")
     run.add_argument("--run-dir", help="where checkpoint.npz, state.json and metrics.csv go "
                                        "(default: runs/<timestamp>)")
@@ -64,12 +75,191 @@ def _run_train(args):
     return 130 if interrupted else 0
 
 
+class CommandError(Exception):
+    """A user mistake in eval, video, plot or weights, reported as one line."""
+
+
+def _one_line_errors(run):
+    """Report the expected failures of a command (bad run, bad output path, missing extra) as CommandError."""
+    @functools.wraps(run)
+    def wrapper(args):
+        from .checkpoint import CheckpointError
+        from .viz import VizError
+
+        try:
+            return run(args)
+        except (CheckpointError, VizError) as exc:
+            raise CommandError(str(exc)) from None
+    return wrapper
+
+
+def _load_run(path):
+    """(arrays, state, env_id) of the checkpoint in a run directory or checkpoint.npz."""
+    from .checkpoint import load
+
+    arrays, state = load(path)
+    return arrays, state, state["config"].get("env", "ALE/Pong-v5")
+
+
+def _progress_bar(total, unit):
+    """A tqdm bar on stderr when it is a terminal; a silent stand-in otherwise."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, file=sys.stderr, disable=not sys.stderr.isatty(), dynamic_ncols=True)
+
+
+def _add_eval_parser(subparsers):
+    p = subparsers.add_parser(
+        "eval", help="play full games with a checkpoint's policy and score them",
+        description="Play --games full games with the policy of a run's checkpoint, in parallel, and print "
+                    "the win rate, mean score difference, points for and against, and mean game length. "
+                    "Game i uses the seeds of episode i of a run with seed --seed, so results are "
+                    "reproducible.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run", metavar="RUN", help="a run directory or a checkpoint.npz")
+    p.add_argument("--games", type=int, default=10, help="games to play")
+    p.add_argument("--greedy", action="store_true",
+                   help="always take the likelier action (UP when P(up) >= 0.5) instead of sampling")
+    p.add_argument("--seed", type=int, default=0, help="seed of the games' randomness")
+    p.add_argument("--workers", type=int, default=default_workers(), help="worker processes playing games")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (win_rate, mean_score, points_for, points_against, games, ...)")
+    p.set_defaults(func=_run_eval)
+
+
+@_one_line_errors
+def _run_eval(args):
+    from .evaluate import evaluate, format_summary, summarize
+
+    arrays, state, env_id = _load_run(args.run)
+    if not 0 <= args.seed < 2**63:
+        raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
+    bar = _progress_bar(args.games, " game")
+
+    def on_result(result):
+        bar.update(1)
+        bar.set_postfix_str(f"last {result.points_for}:{result.points_against}", refresh=False)
+
+    try:
+        results = evaluate(arrays["W1"], arrays["W2"], env_id, args.games, seed=args.seed,
+                           greedy=args.greedy, workers=args.workers, on_result=on_result)
+    except KeyboardInterrupt:
+        bar.close()
+        print("fastpg eval: interrupted", file=sys.stderr)
+        return 130
+    bar.close()
+    policy = "greedy" if args.greedy else "stochastic"
+    summary = {"checkpoint": args.run, "checkpoint_episodes": state["episodes"], "env": env_id,
+               "policy": policy, "seed": args.seed, **summarize(results)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{args.run}: checkpoint after {state['episodes']:,} episodes, {env_id}, "
+              f"{args.games} games, {policy} policy, seed {args.seed}")
+        for line in format_summary(summary):
+            print(line)
+    return 0
+
+
+def _add_video_parser(subparsers):
+    p = subparsers.add_parser(
+        "video", help="record the agent playing one game as a GIF or MP4",
+        description="Record a checkpoint's policy playing one game (or --max-frames frames): the real "
+                    "RGB frames, the 80x80 difference frame the policy saw, P(up) and the score. "
+                    ".gif always works; .mp4 needs imageio-ffmpeg.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run", metavar="RUN", help="a run directory or a checkpoint.npz")
+    p.add_argument("-o", "--output", required=True, help="the video file, ending in .gif or .mp4")
+    p.add_argument("--max-frames", type=int, help="stop after this many video frames (default: the whole game)")
+    p.add_argument("--greedy", action="store_true", help="take the likelier action instead of sampling")
+    p.add_argument("--seed", type=int, default=0, help="seed of the game's randomness (as eval's game 0)")
+    p.add_argument("--every", type=int, default=2, help="agent steps per video frame")
+    p.add_argument("--fps", type=float, help="frames per second (default: real time, 15 / --every)")
+    p.add_argument("--scale", type=int, default=2, help="zoom of the 210x160 game frame")
+    p.set_defaults(func=_run_video)
+
+
+@_one_line_errors
+def _run_video(args):
+    from .viz import check_video_output, record_video
+
+    check_video_output(args.output)
+    arrays, state, env_id = _load_run(args.run)
+    if not 0 <= args.seed < 2**63:
+        raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
+    bar = _progress_bar(args.max_frames, " frame")
+    try:
+        result, frames = record_video(arrays["W1"], arrays["W2"], env_id, args.output, seed=args.seed,
+                                      greedy=args.greedy, max_frames=args.max_frames, every=args.every,
+                                      fps=args.fps, scale=args.scale, on_frame=lambda: bar.update(1))
+    except KeyboardInterrupt:
+        bar.close()
+        print("fastpg video: interrupted; nothing written", file=sys.stderr)
+        return 130
+    bar.close()
+    ending = "game over" if result.finished else "stopped at --max-frames"
+    print(f"wrote {args.output}: {frames} frames, {result.steps} agent steps, "
+          f"score {result.points_for}:{result.points_against} ({ending})")
+    return 0
+
+
+def _add_plot_parser(subparsers):
+    p = subparsers.add_parser(
+        "plot", help="plot learning curves of one or more runs",
+        description="Plot running reward and episode reward against episodes, wall-clock hours and "
+                    "environment steps. Several runs go on one figure, labelled by directory name.")
+    p.add_argument("runs", metavar="RUN", nargs="+", help="run directories, or their metrics.csv")
+    p.add_argument("-o", "--output", required=True, help="the image file (.png, .svg or .pdf)")
+    p.set_defaults(func=_run_plot)
+
+
+@_one_line_errors
+def _run_plot(args):
+    from .viz import plot_curves
+
+    plot_curves(args.runs, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _add_weights_parser(subparsers):
+    p = subparsers.add_parser(
+        "weights", help="draw the learned first-layer weights as 80x80 images",
+        description="Draw rows of W1 as 80x80 images in a grid (white positive, black negative, each "
+                    "neuron scaled to its own range), framed by the sign and size of the neuron's W2, "
+                    "and all of W2 as a bar chart in a second image.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run", metavar="RUN", help="a run directory or a checkpoint.npz")
+    p.add_argument("-o", "--output", required=True, help="the W1 grid image (.png, .svg or .pdf)")
+    p.add_argument("--neurons", type=int, default=40, help="show hidden neurons 0..N-1")
+    p.add_argument("--w2-output", help="the W2 bar chart (default: OUTPUT with -w2 before the extension)")
+    p.set_defaults(func=_run_weights)
+
+
+@_one_line_errors
+def _run_weights(args):
+    from .viz import default_w2_output, plot_weights
+
+    if args.neurons < 1:
+        raise ValueError(f"--neurons must be at least 1, got {args.neurons}")
+    arrays, state, env_id = _load_run(args.run)
+    w2_output = args.w2_output or default_w2_output(args.output)
+    title = f"{os.path.basename(os.path.normpath(args.run))} after {state['episodes']:,} episodes"
+    plot_weights(arrays["W1"], arrays["W2"], args.output, w2_output, neurons=args.neurons, title=title)
+    print(f"wrote {args.output} and {w2_output}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="fastpg", description="Policy-gradient Atari Pong from pixels, at the emulator's speed.")
     parser.add_argument("--version", action="version", version=f"fastpg {__version__}")
     subparsers = parser.add_subparsers(title="commands", dest="command", required=True)
     _add_train_parser(subparsers)
+    _add_eval_parser(subparsers)
+    _add_video_parser(subparsers)
+    _add_plot_parser(subparsers)
+    _add_weights_parser(subparsers)
     return parser
 
 
@@ -79,6 +269,6 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (TrainingError, ValueError) as exc:
+    except (TrainingError, CommandError, ValueError) as exc:
         print(f"fastpg {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,120 @@
+"""fastpg eval: playing and scoring games with a checkpoint's policy."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastpg import checkpoint, cli, rollout
+from fastpg.env import DOWN, UP
+from fastpg.evaluate import GameResult, evaluate, make_player, play_game, summarize
+from fastpg.kernels import PolicyStepper
+
+ENV = "ALE/Pong-v5"
+
+
+def fastpg(*args):
+    """Run the real command line in a fresh interpreter."""
+    return subprocess.run([sys.executable, "-m", "fastpg", *args], capture_output=True, text=True,
+                          env=os.environ, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A real two-episode run with 8 hidden units."""
+    path = tmp_path_factory.mktemp("eval") / "tiny"
+    done = fastpg("train", "--episodes", "2", "--batch-size", "2", "--hidden", "8", "--workers", "1",
+                  "--run-dir", str(path))
+    assert done.returncode == 0, done.stderr
+    return path
+
+
+@pytest.fixture(scope="module")
+def weights(run_dir):
+    arrays, _ = checkpoint.load(str(run_dir))
+    return arrays["W1"], arrays["W2"]
+
+
+def test_stochastic_game_replays_the_training_episode(weights):
+    # Same weights, seed and index: play_game draws exactly as rollout.play_episode does.
+    W1, W2 = weights
+    game, stepper = make_player(W1, W2, ENV)
+    result = play_game(game, stepper, seed=3, index=5)
+    episode = rollout.play_episode(game, PolicyStepper(W1, W2), 3, 5)
+    rewards = episode["rewards"]
+    assert result.steps == len(rewards)
+    assert result.points_for == np.sum(rewards > 0)
+    assert result.points_against == np.sum(rewards < 0)
+    assert result.finished and max(result.points_for, result.points_against) == 21
+
+
+def test_greedy_play_takes_the_likelier_action(weights):
+    W1, W2 = weights
+    game, stepper = make_player(W1, W2, ENV)
+    seen = []
+
+    def on_step(frame, stepper, action, points_for, points_against):
+        assert frame.shape == (210, 160, 3)
+        seen.append((stepper.p, action))
+
+    result = play_game(game, stepper, seed=0, index=0, greedy=True, max_steps=200, on_step=on_step)
+    assert result == GameResult(result.points_for, result.points_against, 200, finished=False)
+    assert len(seen) == 200
+    assert all(0.0 <= p <= 1.0 and action == (UP if p >= 0.5 else DOWN) for p, action in seen)
+    again = play_game(game, stepper, seed=0, index=0, greedy=True, max_steps=200)
+    assert again == result
+
+
+def test_parallel_evaluation_matches_serial(weights):
+    W1, W2 = weights
+    parallel = evaluate(W1, W2, ENV, games=2, seed=7, workers=2)
+    game, stepper = make_player(W1, W2, ENV)
+    assert parallel == [play_game(game, stepper, 7, index) for index in range(2)]
+
+
+def test_summarize():
+    results = [GameResult(21, 5, 3000), GameResult(3, 21, 1000), GameResult(10, 10, 27000, finished=False)]
+    summary = summarize(results)
+    assert summary["games"] == 3
+    assert (summary["wins"], summary["losses"], summary["draws"]) == (1, 1, 1)
+    assert summary["win_rate"] == pytest.approx(1 / 3)
+    assert summary["mean_score"] == pytest.approx((16 - 18 + 0) / 3)
+    assert (summary["points_for"], summary["points_against"]) == (34, 36)
+    assert summary["mean_length"] == pytest.approx(31000 / 3)
+    assert summary["per_game"][1] == {"points_for": 3, "points_against": 21, "steps": 1000}
+
+
+def test_eval_json_is_the_last_line(run_dir):
+    done = fastpg("eval", str(run_dir), "--games", "2", "--workers", "1", "--greedy", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["games"] == 2 and summary["policy"] == "greedy" and summary["checkpoint_episodes"] == 2
+    assert 0.0 <= summary["win_rate"] <= 1.0
+    assert summary["mean_score"] == (summary["points_for"] - summary["points_against"]) / 2
+    assert len(summary["per_game"]) == 2
+
+
+def test_eval_prints_a_summary(run_dir, capsys):
+    assert cli.main(["eval", str(run_dir), "--games", "1", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    for text in ("win rate", "mean score", "points", "mean game length", "2 episodes"):
+        assert text in out
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "games"])
+def test_eval_errors_are_one_line(case, run_dir, tmp_path, capsys):
+    run = str(run_dir)
+    extra = []
+    if case == "missing":
+        run = str(tmp_path / "nowhere")
+    elif case == "corrupt":
+        run = str(tmp_path / "checkpoint.npz")
+        with open(run, "wb") as f:
+            f.write(b"PK\x03\x04 not really a zip file")
+    else:
+        extra = ["--games", "0"]
+    assert cli.main(["eval", run, "--workers", "1", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fastpg eval: error: ")

@@ -1,0 +1,240 @@
+"""fastpg plot, weights and video: files that decode, and one-line errors."""
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("imageio")
+Image = pytest.importorskip("PIL.Image")
+
+from fastpg import cli, viz  # noqa: E402
+
+
+def fastpg(*args):
+    """Run the real command line in a fresh interpreter."""
+    return subprocess.run([sys.executable, "-m", "fastpg", *args], capture_output=True, text=True,
+                          env=os.environ, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A real two-episode run with 8 hidden units."""
+    path = tmp_path_factory.mktemp("viz") / "tiny"
+    done = fastpg("train", "--episodes", "2", "--batch-size", "2", "--hidden", "8", "--workers", "1",
+                  "--run-dir", str(path))
+    assert done.returncode == 0, done.stderr
+    return path
+
+
+def assert_image(path, min_size):
+    """A PNG that decodes, at least min_size (width, height) pixels, and not of one colour."""
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.size[0] >= min_size[0] and image.size[1] >= min_size[1]
+        pixels = np.asarray(image.convert("RGB"), dtype=np.float64)
+    assert pixels.std() > 10
+
+
+def run_cli(capsys, *args):
+    """cli.main in this process -> (exit code, stdout, stderr lines)."""
+    code = cli.main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err.strip().splitlines()
+
+
+def assert_one_line_error(code, err, command):
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith(f"fastpg {command}: error: "), err
+
+
+# ---------------------------------------------------------------------------- plot
+
+def test_plot_writes_a_png(run_dir, tmp_path):
+    out = tmp_path / "curve.png"
+    done = fastpg("plot", str(run_dir), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert_image(out, (1000, 300))
+
+
+def test_plot_puts_several_runs_on_one_figure(run_dir, tmp_path, capsys):
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    out = tmp_path / "two.svg"
+    # a run directory, a metrics.csv and a checkpoint.npz all name a run
+    code, _, err = run_cli(capsys, "plot", str(run_dir), str(other / "metrics.csv"), "-o", str(out))
+    assert code == 0, err
+    svg = out.read_text()
+    assert "tiny" in svg and "other" in svg
+    assert viz.run_labels([str(run_dir), str(other / "checkpoint.npz")]) == ["tiny", "other"]
+
+
+def test_run_labels_disambiguate_equal_names(tmp_path):
+    for name in ("a/run", "b/run", "c/x"):
+        (tmp_path / name).mkdir(parents=True)
+    paths = [str(tmp_path / name) for name in ("a/run", "b/run", "c/x")]
+    assert viz.run_labels(paths) == [paths[0], paths[1], "x"]
+
+
+# ---------------------------------------------------------------------------- weights
+
+def test_weights_writes_the_w1_grid_and_the_w2_chart(run_dir, tmp_path):
+    out = tmp_path / "w1.png"
+    done = fastpg("weights", str(run_dir), "-o", str(out))  # --neurons 40 > 8 hidden units: all 8
+    assert done.returncode == 0, done.stderr
+    assert_image(out, (500, 200))
+    assert_image(tmp_path / "w1-w2.png", (500, 200))
+
+
+def test_weights_tiles_show_each_row_of_w1(tmp_path):
+    # Neuron 0 is +1 on the left half, -1 on the right; its tile must be white then black.
+    W1 = np.zeros((2, 6400))
+    W1[0].reshape(80, 80)[:, :40] = 1.0
+    W1[0].reshape(80, 80)[:, 40:] = -1.0
+    W1[1] = np.linspace(-1, 1, 6400)
+    out, w2_out = tmp_path / "w.png", tmp_path / "w2.png"
+    assert viz.plot_weights(W1, np.array([0.5, -0.5]), str(out), str(w2_out), neurons=1) == 1
+    with Image.open(out) as image:
+        grey = np.asarray(image.convert("L"))
+    white, black = np.mean(grey > 250), np.mean(grey < 5)
+    assert white > 0.1 and black > 0.1  # the two halves of the only tile
+
+
+# ---------------------------------------------------------------------------- video
+
+def test_video_writes_a_gif(run_dir, tmp_path):
+    out = tmp_path / "play.gif"
+    done = fastpg("video", str(run_dir), "-o", str(out), "--max-frames", "30")
+    assert done.returncode == 0, done.stderr
+    assert "30 frames" in done.stdout
+    with Image.open(out) as gif:
+        assert gif.n_frames == 30
+        assert gif.size == (640, 420)
+        gif.seek(29)
+        last = np.asarray(gif.convert("RGB"), dtype=np.float64)
+    assert last.std() > 10
+
+
+def test_video_gif_frames_are_the_rendered_frames(run_dir, tmp_path):
+    import imageio.v3 as iio
+
+    from fastpg import checkpoint
+
+    arrays, _ = checkpoint.load(str(run_dir))
+    out = tmp_path / "small.gif"
+    result, frames = viz.record_video(arrays["W1"], arrays["W2"], "ALE/Pong-v5", str(out), greedy=True,
+                                      max_frames=12, every=1, scale=1)
+    assert (frames, result.steps, result.finished) == (12, 12, False)
+    decoded = iio.imread(out)
+    assert decoded.shape == (12, 210, 320, 3)
+    assert len({frame.tobytes() for frame in decoded}) > 1  # it moves
+    # the game half is the emulator's frame, in its own colours
+    assert set(map(tuple, decoded[-1, :, :160].reshape(-1, 3))) <= {
+        (0, 0, 0), (144, 72, 17), (92, 186, 92), (213, 130, 74), (236, 236, 236),
+        (109, 118, 43), (53, 95, 24), (101, 111, 228), (210, 182, 86)}
+
+
+def test_gif_writer_is_exact_and_survives_many_colours(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = []
+    for k in range(6):
+        frame = np.zeros((30, 40, 3), dtype=np.uint8)
+        frame[k * 4:k * 4 + 4, 5:15] = (255, 40 * k, 0)
+        frames.append(frame)
+    frames[3] = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)  # > 256 colours: quantised
+    writer = viz._GifWriter(str(tmp_path / "t.gif"), 100)
+    for frame in frames:
+        writer.write(frame)
+    writer.close()
+    with Image.open(tmp_path / "t.gif") as gif:
+        decoded = []
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            decoded.append(np.asarray(gif.convert("RGB")))
+    assert len(decoded) == 6
+    for i in (0, 1, 2, 4, 5):
+        np.testing.assert_array_equal(decoded[i], frames[i])
+    assert np.abs(decoded[3].astype(int) - frames[3]).mean() < 20
+
+
+@pytest.mark.skipif(importlib.util.find_spec("imageio_ffmpeg") is None, reason="imageio-ffmpeg not installed")
+def test_video_writes_an_mp4(run_dir, tmp_path, capsys):
+    import imageio.v2 as imageio
+
+    out = tmp_path / "play.mp4"
+    code, _, err = run_cli(capsys, "video", str(run_dir), "-o", str(out), "--max-frames", "8")
+    assert code == 0, err
+    with imageio.get_reader(str(out), format="FFMPEG") as reader:
+        frames = [frame for frame in reader]
+    assert len(frames) == 8 and frames[0].shape == (420, 640, 3)
+
+
+def test_mp4_without_ffmpeg_says_what_to_install(run_dir, tmp_path, capsys, monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "imageio_ffmpeg" else find_spec(name, *a))
+    code, _, err = run_cli(capsys, "video", str(run_dir), "-o", str(tmp_path / "play.mp4"))
+    assert_one_line_error(code, err, "video")
+    assert "pip install imageio-ffmpeg" in err[0]
+    assert not (tmp_path / "play.mp4").exists()
+
+
+# ---------------------------------------------------------------------------- failures
+
+@pytest.mark.parametrize("command, module", [("plot", "matplotlib"), ("weights", "matplotlib"),
+                                             ("video", "PIL"), ("video", "imageio")])
+def test_missing_extra_names_the_install_command(command, module, run_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
+    out = tmp_path / ("x.gif" if command == "video" else "x.png")
+    code, _, err = run_cli(capsys, command, str(run_dir), "-o", str(out))
+    assert_one_line_error(code, err, command)
+    assert 'pip install "fastpg[viz]"' in err[0] and 'pip install ".[viz]"' in err[0]
+
+
+def bad_cases(run_dir, tmp_path):
+    corrupt_run = tmp_path / "corrupt"
+    corrupt_run.mkdir()
+    (corrupt_run / "checkpoint.npz").write_bytes(b"not a checkpoint")
+    (corrupt_run / "metrics.csv").write_text("episode,reward\n1,oops\n")
+    empty_run = tmp_path / "empty"
+    empty_run.mkdir()
+    (empty_run / "metrics.csv").write_text("episode,env_steps,reward,running_reward,seconds,steps_per_second\n")
+    missing = tmp_path / "missing"
+    good = str(run_dir)
+    return {
+        "plot missing run": ("plot", [str(missing), "-o", str(tmp_path / "c.png")]),
+        "plot corrupt metrics": ("plot", [good, str(corrupt_run), "-o", str(tmp_path / "c.png")]),
+        "plot empty metrics": ("plot", [str(empty_run), "-o", str(tmp_path / "c.png")]),
+        "plot bad extension": ("plot", [good, "-o", str(tmp_path / "c.jpeg")]),
+        "weights corrupt checkpoint": ("weights", [str(corrupt_run), "-o", str(tmp_path / "w.png")]),
+        "weights missing dir": ("weights", [good, "-o", str(missing / "w.png")]),
+        "weights output is a dir": ("weights", [good, "-o", str(tmp_path)]),
+        "weights no neurons": ("weights", [good, "-o", str(tmp_path / "w.png"), "--neurons", "0"]),
+        "video missing run": ("video", [str(missing), "-o", str(tmp_path / "v.gif")]),
+        "video bad extension": ("video", [good, "-o", str(tmp_path / "v.avi")]),
+        "video output under a file": ("video", [good, "-o", str(run_dir / "metrics.csv" / "v.gif")]),
+        "video bad every": ("video", [good, "-o", str(tmp_path / "v.gif"), "--every", "0"]),
+    }
+
+
+@pytest.mark.parametrize("case", [
+    "plot missing run", "plot corrupt metrics", "plot empty metrics", "plot bad extension",
+    "weights corrupt checkpoint", "weights missing dir", "weights output is a dir", "weights no neurons",
+    "video missing run", "video bad extension", "video output under a file", "video bad every",
+])
+def test_bad_inputs_and_outputs_give_one_line_errors(case, run_dir, tmp_path, capsys):
+    command, args = bad_cases(run_dir, tmp_path)[case]
+    before = set(os.listdir(tmp_path))
+    code, _, err = run_cli(capsys, command, *args)
+    assert_one_line_error(code, err, command)
+    assert set(os.listdir(tmp_path)) == before  # nothing written, not even a temporary file
+
+
+def test_errors_have_no_traceback_in_a_real_process(tmp_path):
+    done = fastpg("weights", str(tmp_path / "missing"), "-o", str(tmp_path / "w.png"))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"fastpg weights: error: no checkpoint at {tmp_path / 'missing'}"]
