@@ -24,11 +24,18 @@ class CheckpointError(Exception):
 
 def _write_atomically(path, write):
     tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)  # the previous file at path is untouched; leave no half-written copy
+        except OSError:
+            pass
+        raise
     directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
     try:
         os.fsync(directory)  # make the rename itself durable

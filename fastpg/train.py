@@ -101,7 +101,8 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
     max_steps: stop at the first batch boundary at or past this total of
     environment steps.
     """
-    workers = workers or os.cpu_count() or 1
+    if workers is None:
+        workers = os.cpu_count() or 1
     for name, value in (("--episodes", episodes), ("--max-steps", max_steps), ("--workers", workers),
                         ("--checkpoint-every", checkpoint_every)):
         if value is not None and value < 1:
@@ -116,15 +117,16 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
         given = {k: v for k, v in config_overrides.items() if v is not None}
         config = Config(**given)
         config.validate()
-        _prepare_run_dir(run_dir, resume)
         state = RunState()
-        W1, W2 = init_weights(config.hidden, config.seed)
-        arrays = {"W1": W1, "W2": W2, "cache_W1": np.zeros_like(W1, order="F"), "cache_W2": np.zeros_like(W2)}
     if episodes is not None and episodes % config.batch_size:
         raise TrainingError(f"--episodes ({episodes}) must be a multiple of --batch-size ({config.batch_size}): "
                             "updates and checkpoints happen at batch boundaries")
     if episodes is not None and episodes <= state.episodes:
         raise TrainingError(f"the run already has {state.episodes} episodes (--episodes {episodes})")
+    if not resume:  # only now, when every argument is known to be good, touch the disk
+        _prepare_run_dir(run_dir, resume)
+        W1, W2 = init_weights(config.hidden, config.seed)
+        arrays = {"W1": W1, "W2": W2, "cache_W1": np.zeros_like(W1, order="F"), "cache_W2": np.zeros_like(W2)}
 
     stop_signal = []
 
