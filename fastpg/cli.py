@@ -115,7 +115,7 @@ def _add_eval_parser(subparsers):
                     "the win rate, mean score difference, points for and against, and mean game length. "
                     "Game i uses the seeds of episode i of a run with seed --seed, so results are "
                     "reproducible.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     p.add_argument("run", metavar="RUN", help="a run directory or a checkpoint.npz")
     p.add_argument("--games", type=int, default=10, help="games to play")
     p.add_argument("--greedy", action="store_true",
@@ -134,7 +134,7 @@ def _run_eval(args):
     arrays, state, env_id = _load_run(args.run)
     if not 0 <= args.seed < 2**63:
         raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
-    bar = _progress_bar(args.games, " game")
+    bar = _progress_bar(args.games, "game")
 
     def on_result(result):
         bar.update(1)
@@ -167,14 +167,14 @@ def _add_video_parser(subparsers):
         description="Record a checkpoint's policy playing one game (or --max-frames frames): the real "
                     "RGB frames, the 80x80 difference frame the policy saw, P(up) and the score. "
                     ".gif always works; .mp4 needs imageio-ffmpeg.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     p.add_argument("run", metavar="RUN", help="a run directory or a checkpoint.npz")
     p.add_argument("-o", "--output", required=True, help="the video file, ending in .gif or .mp4")
     p.add_argument("--max-frames", type=int, help="stop after this many video frames (default: the whole game)")
     p.add_argument("--greedy", action="store_true", help="take the likelier action instead of sampling")
     p.add_argument("--seed", type=int, default=0, help="seed of the game's randomness (as eval's game 0)")
     p.add_argument("--every", type=int, default=2, help="agent steps per video frame")
-    p.add_argument("--fps", type=float, help="frames per second (default: real time, 15 / --every)")
+    p.add_argument("--fps", type=float, help="frames per second (default: real time: 15 / --every for Pong-v5)")
     p.add_argument("--scale", type=int, default=2, help="zoom of the 210x160 game frame")
     p.set_defaults(func=_run_video)
 
@@ -187,7 +187,7 @@ def _run_video(args):
     arrays, state, env_id = _load_run(args.run)
     if not 0 <= args.seed < 2**63:
         raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
-    bar = _progress_bar(args.max_frames, " frame")
+    bar = _progress_bar(args.max_frames, "frame")
     try:
         result, frames = record_video(arrays["W1"], arrays["W2"], env_id, args.output, seed=args.seed,
                                       greedy=args.greedy, max_frames=args.max_frames, every=args.every,
@@ -228,7 +228,7 @@ def _add_weights_parser(subparsers):
         description="Draw rows of W1 as 80x80 images in a grid (white positive, black negative, each "
                     "neuron scaled to its own range), framed by the sign and size of the neuron's W2, "
                     "and all of W2 as a bar chart in a second image.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     p.add_argument("run", metavar="RUN", help="a run directory or a checkpoint.npz")
     p.add_argument("-o", "--output", required=True, help="the W1 grid image (.png, .svg or .pdf)")
     p.add_argument("--neurons", type=int, default=40, help="show hidden neurons 0..N-1")

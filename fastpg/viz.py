@@ -16,7 +16,8 @@ import numpy as np
 VIZ_INSTALL = 'pip install "fastpg[viz]"  (from a source checkout: pip install ".[viz]")'
 DISTRIBUTIONS = {"matplotlib": "matplotlib", "imageio": "imageio", "PIL": "Pillow"}
 FRAME_HEIGHT, FRAME_WIDTH = 210, 160
-AGENT_STEPS_PER_SECOND = 60 / 4  # Pong-v5: 60 emulator frames a second, 4 per agent step
+EMULATOR_FPS = 60  # Atari frames a second; an agent step lasts the env's frameskip of them
+UP_RGB, DOWN_RGB = (26, 152, 80), (123, 50, 148)  # colours for "pushes towards UP / DOWN"
 
 
 class VizError(Exception):
@@ -164,7 +165,7 @@ def plot_weights(W1, W2, output, w2_output, neurons=40, title=None):
     columns = min(shown, 10 if shown > 40 else 8)
     rows = math.ceil(shown / columns)
     w2_max = float(np.max(np.abs(W2))) or 1.0
-    up, down = "#1a9850", "#7b3294"
+    up, down = "#%02x%02x%02x" % UP_RGB, "#%02x%02x%02x" % DOWN_RGB
 
     fig = Figure(figsize=(max(6.0, 1.45 * columns), 1.55 * rows + 0.9), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
@@ -182,7 +183,8 @@ def plot_weights(W1, W2, output, w2_output, neurons=40, title=None):
             spine.set_edgecolor(colour)
             spine.set_linewidth(0.5 + 3.0 * abs(W2[i]) / w2_max)
         ax.set_title(f"#{i}  W2 {W2[i]:+.2f}", fontsize=7, color=colour, pad=2)
-    fig.suptitle((title + ": " if title else "") + f"W1 of hidden neurons 0-{shown - 1} (of {n_hidden}) as 80x80 images\n"
+    neurons_text = "neuron 0" if shown == 1 else f"neurons 0-{shown - 1}"
+    fig.suptitle((title + ": " if title else "") + f"W1 of hidden {neurons_text} (of {n_hidden}) as 80x80 images\n"
                  "white +, black -, each neuron scaled to its own range\n"
                  "frame: its W2 (green towards UP, purple towards DOWN, thicker = larger)", fontsize=9)
 
@@ -211,7 +213,7 @@ def plot_weights(W1, W2, output, w2_output, neurons=40, title=None):
 VIDEO_EXTENSIONS = (".gif", ".mp4")
 BACKGROUND = (24, 24, 24)
 TEXT = (235, 235, 235)
-UP_COLOUR, DOWN_COLOUR = (26, 152, 80), (123, 50, 148)
+DOWN_TEXT = (200, 140, 220)  # DOWN_RGB, lighter to read on the dark panel
 
 
 def check_video_output(path):
@@ -242,9 +244,8 @@ class FrameRenderer:
         self.diff_size = 80 * 2 * scale
         try:
             self.font = ImageFont.load_default(size=6 * scale + 1)
-            self.small = ImageFont.load_default(size=5 * scale + 1)
         except TypeError:  # Pillow < 10.1: a fixed bitmap font
-            self.font = self.small = ImageFont.load_default()
+            self.font = ImageFont.load_default()
         self._diff_levels = np.array([0, 128, 255], dtype=np.uint8)  # -1, 0, +1
 
     def render(self, frame, diff, p_up, action_up, points_for, points_against, step):
@@ -263,17 +264,17 @@ class FrameRenderer:
         image = Image.fromarray(canvas)
         draw = ImageDraw.Draw(image)
         draw.fontmode = "1"  # no anti-aliasing: a handful of exact colours keeps the GIF small
-        draw.text((left + 3 * s, 2 * s), "policy input: 80x80 frame difference", font=self.small, fill=TEXT)
+        draw.text((left + 3 * s, 2 * s), "what the policy sees: 80x80 difference", font=self.font, fill=TEXT)
         y = top + self.diff_size + 3 * s
         bar_left, bar_right = left + 3 * s, left + self.diff_size - 3 * s
         label = f"P(up) {p_up:.2f}  {'UP' if action_up else 'DOWN'}"
-        draw.text((bar_left, y), label, font=self.font, fill=UP_COLOUR if action_up else (200, 140, 220))
+        draw.text((bar_left, y), label, font=self.font, fill=UP_RGB if action_up else DOWN_TEXT)
         y += 9 * s
         bar_height = 5 * s
         draw.rectangle((bar_left, y, bar_right, y + bar_height), outline=TEXT, fill=(60, 60, 60))
         filled = bar_left + round((bar_right - bar_left) * p_up)
         if filled > bar_left:
-            draw.rectangle((bar_left, y, filled, y + bar_height), fill=UP_COLOUR)
+            draw.rectangle((bar_left, y, filled, y + bar_height), fill=UP_RGB)
         middle = (bar_left + bar_right) // 2
         draw.line((middle, y - s, middle, y + bar_height + s), fill=TEXT, width=1)
         y += bar_height + 3 * s
@@ -376,11 +377,11 @@ def record_video(W1, W2, env_id, output, seed=0, greedy=False, max_frames=None, 
     """Play game 0 of ``seed`` (see fastpg.evaluate) and write it as a GIF or MP4.
 
     One video frame per ``every`` agent steps, at most ``max_frames`` of them
-    (default: the whole game). fps defaults to real time for Pong-v5.
+    (default: the whole game). fps defaults to real time.
     Returns (GameResult, frames written).
     """
     from . import kernels
-    from .env import UP
+    from .env import UP, _atari_spec
     from .evaluate import make_player, play_game
 
     extension = check_video_output(output)
@@ -391,7 +392,9 @@ def record_video(W1, W2, env_id, output, seed=0, greedy=False, max_frames=None, 
     if scale < 1:
         raise ValueError(f"--scale must be at least 1, got {scale}")
     if fps is None:
-        fps = AGENT_STEPS_PER_SECOND / every
+        frameskip = _atari_spec(env_id).get("frameskip", 4)
+        mean_frameskip = frameskip if isinstance(frameskip, int) else (frameskip[0] + frameskip[1] - 1) / 2
+        fps = EMULATOR_FPS / mean_frameskip / every
     if not fps > 0:
         raise ValueError(f"--fps must be positive, got {fps}")
     game, stepper = make_player(W1, W2, env_id)
@@ -413,7 +416,10 @@ def record_video(W1, W2, env_id, output, seed=0, greedy=False, max_frames=None, 
 
     max_steps = None if max_frames is None else max_frames * every
     with _atomic_output(output) as tmp:
-        writer = _GifWriter(tmp, round(1000 / fps)) if extension == ".gif" else _Mp4Writer(tmp, fps)
+        if extension == ".gif":  # GIF delays are in 1/100 s, and viewers slow anything under 2/100 s
+            writer = _GifWriter(tmp, 10 * max(2, round(100 / fps)))
+        else:
+            writer = _Mp4Writer(tmp, fps)
         try:
             result = play_game(game, stepper, seed, 0, greedy=greedy, max_steps=max_steps, on_step=on_step)
         finally:

@@ -100,8 +100,14 @@ def test_weights_tiles_show_each_row_of_w1(tmp_path):
     assert viz.plot_weights(W1, np.array([0.5, -0.5]), str(out), str(w2_out), neurons=1) == 1
     with Image.open(out) as image:
         grey = np.asarray(image.convert("L"))
-    white, black = np.mean(grey > 250), np.mean(grey < 5)
-    assert white > 0.1 and black > 0.1  # the two halves of the only tile
+    black = grey < 5  # the right half of the only tile, and some title text
+    cols, = np.nonzero(black.sum(axis=0) > 50)
+    rows, = np.nonzero(black.sum(axis=1) > 30)
+    top, bottom, left, right = rows.min(), rows.max(), cols.min(), cols.max()
+    width = right - left + 1
+    assert width > 30 and abs((bottom - top + 1) - 2 * width) < 10  # 40 pixels wide, 80 tall, zoomed
+    assert np.all(grey[top:bottom + 1, left:right + 1] < 5)
+    assert np.all(grey[top:bottom + 1, left - width + 5:left - 5] > 250)  # the white (left) half
 
 
 # ---------------------------------------------------------------------------- video
