@@ -40,7 +40,12 @@ def _add_train_parser(subparsers):
                                                    "counting those before a resume (a multiple of --batch-size)")
     run.add_argument("--max-steps", type=int, help="stop at the first batch boundary past this many environment "
                                                     "steps in total")
-    run.add_argument("--workers", type=int, default=default_workers(), help="worker processes playing episodes")
+    run.add_argument("--workers", type=int, help="worker processes playing episodes (default: one per CPU; "
+                                                  "with --ray, one actor per CPU of the Ray cluster)")
+    run.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                     help="play on Ray actors: with no ADDRESS or 'local', start Ray on this machine; "
+                          "'auto' or HOST:PORT joins a cluster started with `ray start` "
+                          '(needs the extra: pip install "fastpg[ray]")')
     run.add_argument("--backend", choices=("cython", "numpy"), default="cython",
                      help="compiled kernels, or the pure-numpy reference (same results, slower)")
     run.add_argument("--checkpoint-every", type=int, default=100,
@@ -66,10 +71,13 @@ def _run_train(args):
     run_dir = args.run_dir or os.path.join("runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
     overrides = {"env": args.env, "seed": args.seed, "hidden": args.hidden, "batch_size": args.batch_size,
                  "learning_rate": args.learning_rate, "gamma": args.gamma, "decay_rate": args.decay_rate}
+    workers = args.workers
+    if workers is None and args.ray is None:
+        workers = default_workers()
     try:
         _, interrupted = train(overrides, run_dir, resume=args.resume, episodes=args.episodes,
-                               max_steps=args.max_steps, workers=args.workers, backend=args.backend,
-                               checkpoint_every=args.checkpoint_every)
+                               max_steps=args.max_steps, workers=workers, backend=args.backend,
+                               checkpoint_every=args.checkpoint_every, ray_address=args.ray)
     except (CheckpointError, EnvError) as exc:
         raise TrainingError(str(exc)) from None
     return 130 if interrupted else 0
@@ -233,19 +241,25 @@ def _add_weights_parser(subparsers):
     p.add_argument("-o", "--output", required=True, help="the W1 grid image (.png, .svg or .pdf)")
     p.add_argument("--neurons", type=int, default=40, help="show hidden neurons 0..N-1")
     p.add_argument("--w2-output", help="the W2 bar chart (default: OUTPUT with -w2 before the extension)")
+    p.add_argument("--minus-init", action="store_true",
+                   help="draw W1 minus its initial value (reproduced from the run's seed): what training "
+                        "changed, which the initial noise hides early in a run")
     p.set_defaults(func=_run_weights)
 
 
 @_one_line_errors
 def _run_weights(args):
-    from .viz import default_w2_output, plot_weights
+    from .viz import change_since_init, default_w2_output, plot_weights
 
     if args.neurons < 1:
         raise ValueError(f"--neurons must be at least 1, got {args.neurons}")
     arrays, state, env_id = _load_run(args.run)
     w2_output = args.w2_output or default_w2_output(args.output)
     title = f"{os.path.basename(os.path.normpath(args.run))} after {state['episodes']:,} episodes"
-    plot_weights(arrays["W1"], arrays["W2"], args.output, w2_output, neurons=args.neurons, title=title)
+    W1, what = arrays["W1"], "W1"
+    if args.minus_init:
+        W1, what = change_since_init(W1, state["config"]), "W1 - initial W1"
+    plot_weights(W1, arrays["W2"], args.output, w2_output, neurons=args.neurons, title=title, what=what)
     print(f"wrote {args.output} and {w2_output}")
     return 0
 

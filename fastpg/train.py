@@ -1,5 +1,6 @@
 """The training loop: batches of parallel episodes, the seed's update, checkpoints."""
 import dataclasses
+import functools
 import os
 import signal
 import time
@@ -93,21 +94,27 @@ def _resume_state(run_dir, overrides):
 
 
 def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None, workers=None,
-          backend="cython", checkpoint_every=100, progress_stream=None):
+          backend="cython", checkpoint_every=100, progress_stream=None, ray_address=None):
     """Train (or resume) the run in run_dir. Returns the final RunState.
 
     config_overrides: Config fields given by the user (None = default, or the
     checkpoint's value on resume). episodes: stop at this total episode count.
     max_steps: stop at the first batch boundary at or past this total of
-    environment steps.
+    environment steps. ray_address: play on Ray actors instead of local
+    processes ("local" starts Ray here, "auto" or "host:port" joins a
+    cluster); workers=None then means one actor per CPU of the cluster.
     """
-    if workers is None:
+    if workers is None and ray_address is None:
         workers = os.cpu_count() or 1
     for name, value in (("--episodes", episodes), ("--max-steps", max_steps), ("--workers", workers),
                         ("--checkpoint-every", checkpoint_every)):
         if value is not None and value < 1:
             raise TrainingError(f"{name} must be at least 1, got {value}")
     backend_impl = get_backend(backend)
+    if ray_address is not None:
+        from . import ray_pool
+
+        ray_pool.require_ray()  # says which install command to run, before anything is done
 
     if resume:
         if not os.path.isdir(run_dir):
@@ -127,6 +134,9 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
         _prepare_run_dir(run_dir, resume)
         W1, W2 = init_weights(config.hidden, config.seed)
         arrays = {"W1": W1, "W2": W2, "cache_W1": np.zeros_like(W1, order="F"), "cache_W2": np.zeros_like(W2)}
+    make_pool = WorkerPool
+    if ray_address is not None:  # join or start Ray before any file of the run is written
+        make_pool = functools.partial(ray_pool.RayPool, shutdown=ray_pool.connect(ray_address, workers))
 
     stop_signal = []
 
@@ -136,7 +146,7 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
     previous_handlers = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     progress = Progress(state.episodes, state.env_steps, episodes, max_steps, stream=progress_stream)
     metrics = MetricsLog(os.path.join(run_dir, "metrics.csv"), keep_episodes=state.episodes if resume else None)
-    pool = WorkerPool(workers, config.hidden, config.env, backend, config.seed, on_warning=progress.message)
+    pool = make_pool(workers, config.hidden, config.env, backend, config.seed, on_warning=progress.message)
     try:
         pool.W1[...] = arrays["W1"]
         pool.W2[...] = arrays["W2"]
