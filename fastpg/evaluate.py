@@ -13,7 +13,7 @@ import signal
 
 import numpy as np
 
-from .env import DOWN, UP, _atari_spec
+from .env import DOWN, UP
 from .rollout import DRAW_BLOCK, episode_rngs
 
 SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -84,10 +84,9 @@ def make_player(W1, W2, env_id):
 _player = None
 
 
-def _init_worker(W1, W2, env_id, seed, greedy, ignore_interrupts):
+def _init_worker(W1, W2, env_id, seed, greedy):
     global _player
-    if ignore_interrupts:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     game, stepper = make_player(W1, W2, env_id)
     _player = (game, stepper, seed, greedy)
 
@@ -106,21 +105,21 @@ def evaluate(W1, W2, env_id, games, seed=0, greedy=False, workers=1, on_result=N
         raise ValueError(f"--games must be at least 1, got {games}")
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
-    _atari_spec(env_id)  # a bad id must fail here: a Pool respawns workers whose initializer raises
+    # Built here first so that a bad env id or bad weights fail in this process: a Pool
+    # would keep respawning workers whose initializer raises.
+    game, stepper = make_player(W1, W2, env_id)
     workers = min(workers, games)
     results = [None] * games
+    pool = None
     if workers == 1:
-        _init_worker(W1, W2, env_id, seed, greedy, ignore_interrupts=False)
-        outcomes = map(_play_indexed, range(games))
-        pool = None
+        outcomes = ((index, play_game(game, stepper, seed, index, greedy=greedy)) for index in range(games))
     else:
         ctx = mp.get_context("spawn")
         # Each worker plays one game on one core: keep BLAS single-threaded there.
         saved = {name: os.environ.get(name) for name in SINGLE_THREAD_ENV}
         os.environ.update({name: "1" for name in SINGLE_THREAD_ENV})
         try:
-            pool = ctx.Pool(workers, initializer=_init_worker,
-                            initargs=(W1, W2, env_id, seed, greedy, True))
+            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(W1, W2, env_id, seed, greedy))
         finally:
             for name, value in saved.items():
                 if value is None:

@@ -146,12 +146,29 @@ def default_w2_output(output):
     return f"{stem}-w2{extension}"
 
 
-def plot_weights(W1, W2, output, w2_output, neurons=40, title=None):
+def change_since_init(W1, config):
+    """W1 minus the run's initial W1, reproduced from its seed: what training has changed.
+
+    Pixels that never differ between frames (the walls, the score) get no
+    gradient, so their weights must still equal the reproduced ones exactly;
+    if none do, the run was initialised some other way and VizError is raised.
+    """
+    from .learner import init_weights
+
+    initial, _ = init_weights(int(config["hidden"]), int(config.get("seed", 0)))
+    if initial.shape != W1.shape or not np.any(W1 == initial):
+        raise VizError("cannot reproduce this run's initial weights from its seed, so --minus-init "
+                       "cannot tell what training changed")
+    return W1 - initial
+
+
+def plot_weights(W1, W2, output, w2_output, neurons=40, title=None, what="W1"):
     """Rows 0..neurons-1 of W1 as 80x80 images, and all of W2 as a bar chart.
 
     Each tile is scaled to its own range, symmetric about zero: white is
     positive, black negative, mid-grey zero. Its frame marks the neuron's W2:
     green pushes towards UP, purple towards DOWN, thicker for larger |W2|.
+    ``what`` names the rows in the title (for example "W1 - initial W1").
     Returns the number of neurons shown.
     """
     require("weights", "matplotlib")
@@ -184,7 +201,7 @@ def plot_weights(W1, W2, output, w2_output, neurons=40, title=None):
             spine.set_linewidth(0.5 + 3.0 * abs(W2[i]) / w2_max)
         ax.set_title(f"#{i}  W2 {W2[i]:+.2f}", fontsize=7, color=colour, pad=2)
     neurons_text = "neuron 0" if shown == 1 else f"neurons 0-{shown - 1}"
-    fig.suptitle((title + ": " if title else "") + f"W1 of hidden {neurons_text} (of {n_hidden}) as 80x80 images\n"
+    fig.suptitle((title + ": " if title else "") + f"{what} of hidden {neurons_text} (of {n_hidden}) as 80x80 images\n"
                  "white +, black -, each neuron scaled to its own range\n"
                  "frame: its W2 (green towards UP, purple towards DOWN, thicker = larger)", fontsize=9)
 

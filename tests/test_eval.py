@@ -74,6 +74,14 @@ def test_parallel_evaluation_matches_serial(weights):
     assert parallel == [play_game(game, stepper, 7, index) for index in range(2)]
 
 
+def test_bad_environment_fails_before_any_worker_starts(weights):
+    from fastpg.env import EnvError
+
+    W1, W2 = weights
+    with pytest.raises(EnvError, match="unknown environment id"):
+        evaluate(W1, W2, "ALE/NoSuchGame-v5", games=2, workers=2)
+
+
 def test_summarize():
     results = [GameResult(21, 5, 3000), GameResult(3, 21, 1000), GameResult(10, 10, 27000, finished=False)]
     summary = summarize(results)

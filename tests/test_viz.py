@@ -110,6 +110,25 @@ def test_weights_tiles_show_each_row_of_w1(tmp_path):
     assert np.all(grey[top:bottom + 1, left - width + 5:left - 5] > 250)  # the white (left) half
 
 
+def test_minus_init_recovers_what_training_changed():
+    from fastpg.learner import init_weights
+
+    initial, _ = init_weights(3, 11)
+    change = np.zeros_like(initial)
+    change[1, 100:200] = 0.05  # a trained run changes only pixels that ever move
+    np.testing.assert_allclose(viz.change_since_init(initial + change, {"hidden": 3, "seed": 11}), change,
+                               rtol=1e-12, atol=1e-15)
+    with pytest.raises(viz.VizError, match="initial weights"):
+        viz.change_since_init(initial + change, {"hidden": 3, "seed": 12})
+
+
+def test_weights_minus_init(run_dir, tmp_path, capsys):
+    out = tmp_path / "change.png"
+    code, stdout, err = run_cli(capsys, "weights", str(run_dir), "-o", str(out), "--minus-init", "--neurons", "4")
+    assert code == 0, err
+    assert_image(out, (400, 200))
+
+
 # ---------------------------------------------------------------------------- video
 
 def test_video_writes_a_gif(run_dir, tmp_path):
