@@ -122,7 +122,8 @@ def plot_curves(paths, output):
     for ax, (column, factor, label) in zip(axes, x_axes):
         for i, curve in enumerate(curves):
             x = curve[column] * factor
-            ax.plot(x, curve["reward"], color=f"C{i}", alpha=0.25, linewidth=0.6)
+            ax.plot(x, curve["reward"], ".", color=f"C{i}", alpha=0.3, markersize=3.5, markeredgewidth=0,
+                    rasterized=True)
             ax.plot(x, curve["running_reward"], color=f"C{i}", linewidth=1.8)
         ax.set_xlabel(label)
         ax.grid(True, alpha=0.3)
@@ -131,7 +132,7 @@ def plot_curves(paths, output):
     handles = [Line2D([], [], color=f"C{i}", linewidth=1.8, label=name)
                for i, name in enumerate(run_labels(paths))]
     handles += [Line2D([], [], color="0.3", linewidth=1.8, label="running reward (0.99 decay)"),
-                Line2D([], [], color="0.3", alpha=0.35, linewidth=0.8, label="episode reward")]
+                Line2D([], [], color="0.3", alpha=0.5, marker=".", linestyle="", label="episode reward")]
     axes[0].legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.85)
     fig.suptitle("fastpg learning curves")
     with _atomic_output(output) as tmp:
