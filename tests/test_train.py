@@ -162,6 +162,14 @@ def reference_run(runs):
     return run_dir, train(run_dir)
 
 
+@pytest.fixture(scope="module")
+def batch4_run(runs):
+    """8 episodes, batch 4, hidden 8, one worker, uninterrupted: the run directory."""
+    run_dir = str(runs / "batch4-reference")
+    train(run_dir, episodes=8, batch_size=4)
+    return run_dir
+
+
 @pytest.fixture
 def existing_run(reference_run, tmp_path):
     """A private copy of the reference run, for tests that must leave it unchanged."""
@@ -519,9 +527,8 @@ def test_unwritable_run_dir(tmp_path):
 # ---------------------------------------------------------------- a killed worker, Ctrl-C
 
 
-def test_a_killed_worker_does_not_lose_the_run(runs):
-    settings = dict(episodes=8, batch_size=4, hidden=HIDDEN)
-    killed_dir, uninterrupted_dir = str(runs / "killed-worker"), str(runs / "killed-worker-reference")
+def test_a_killed_worker_does_not_lose_the_run(runs, batch4_run):
+    killed_dir = str(runs / "killed-worker")
     stderr_path = os.path.join(runs, "killed-worker.stderr")
     command = fastpg_command("train", "--run-dir", killed_dir, "--workers", 2, "--batch-size", 4,
                              "--episodes", 8, "--hidden", HIDDEN)
@@ -542,9 +549,31 @@ def test_a_killed_worker_does_not_lose_the_run(runs):
     assert f"worker {workers[0]} died" in stderr and "replaying" in stderr, stderr
     assert "1 replayed episodes" in stderr.strip().splitlines()[-1]
     assert [int(row["episode"]) for row in metric_rows(killed_dir)] == list(range(1, 9))
-    train(uninterrupted_dir, workers=1, **settings)
-    assert_same_weights(killed_dir, uninterrupted_dir)
-    assert played(metric_rows(killed_dir)) == played(metric_rows(uninterrupted_dir))
+    assert_same_weights(killed_dir, batch4_run)
+    assert played(metric_rows(killed_dir)) == played(metric_rows(batch4_run))
+
+
+def test_a_crash_keeps_the_last_checkpoint_and_resume_recovers(runs, batch4_run):
+    """SIGKILL of the whole run mid-batch: the checkpoint of --checkpoint-every is readable and resumes exactly."""
+    run_dir = str(runs / "crashed")
+    command = fastpg_command("train", "--run-dir", run_dir, "--workers", 2, "--batch-size", 4, "--episodes", 8,
+                             "--hidden", HIDDEN, "--checkpoint-every", 4)
+    process = subprocess.Popen(command, cwd=runs, env=cli_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for_rows(run_dir, 5, process)  # the first batch is checkpointed, the second in flight
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        stop(process)
+    assert process.returncode == -signal.SIGKILL
+    _, state = checkpoint.load(run_dir)
+    assert state["episodes"] == 4
+    assert len(metric_rows(run_dir)) > 4  # rows of the lost batch, which resume replaces
+    result = run_fastpg("train", "--run-dir", run_dir, "--resume", "--episodes", 8, "--workers", 2, cwd=runs)
+    assert result.returncode == 0, result.stderr
+    assert_same_weights(run_dir, batch4_run)
+    assert played(metric_rows(run_dir)) == played(metric_rows(batch4_run))
 
 
 def test_ctrl_c_saves_and_exits_130_then_resumes(runs):
