@@ -15,10 +15,18 @@ from fastpg.kernels import PolicyStepper
 ENV = "ALE/Pong-v5"
 
 
-def fastpg(*args):
-    """Run the real command line in a fresh interpreter."""
+def fastpg(*args, cwd):
+    """Run the real command line in a fresh interpreter, in cwd.
+
+    Not in the repository root: `python -m` puts the cwd first on sys.path, and
+    the child must import the fastpg that this suite imports (the installed one,
+    or the source tree on an absolute PYTHONPATH), not the unbuilt ./fastpg.
+    """
+    env = dict(os.environ)
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep) if p)
     return subprocess.run([sys.executable, "-m", "fastpg", *args], capture_output=True, text=True,
-                          env=os.environ, timeout=300)
+                          cwd=cwd, env=env, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +34,7 @@ def run_dir(tmp_path_factory):
     """A real two-episode run with 8 hidden units."""
     path = tmp_path_factory.mktemp("eval") / "tiny"
     done = fastpg("train", "--episodes", "2", "--batch-size", "2", "--hidden", "8", "--workers", "1",
-                  "--run-dir", str(path))
+                  "--run-dir", str(path), cwd=path.parent)
     assert done.returncode == 0, done.stderr
     return path
 
@@ -94,8 +102,8 @@ def test_summarize():
     assert summary["per_game"][1] == {"points_for": 3, "points_against": 21, "steps": 1000}
 
 
-def test_eval_json_is_the_last_line(run_dir):
-    done = fastpg("eval", str(run_dir), "--games", "2", "--workers", "1", "--greedy", "--json")
+def test_eval_json_is_the_last_line(run_dir, tmp_path):
+    done = fastpg("eval", str(run_dir), "--games", "2", "--workers", "1", "--greedy", "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["games"] == 2 and summary["policy"] == "greedy" and summary["checkpoint_episodes"] == 2

@@ -15,10 +15,18 @@ Image = pytest.importorskip("PIL.Image")
 from fastpg import cli, viz  # noqa: E402
 
 
-def fastpg(*args):
-    """Run the real command line in a fresh interpreter."""
+def fastpg(*args, cwd):
+    """Run the real command line in a fresh interpreter, in cwd.
+
+    Not in the repository root: `python -m` puts the cwd first on sys.path, and
+    the child must import the fastpg that this suite imports (the installed one,
+    or the source tree on an absolute PYTHONPATH), not the unbuilt ./fastpg.
+    """
+    env = dict(os.environ)
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep) if p)
     return subprocess.run([sys.executable, "-m", "fastpg", *args], capture_output=True, text=True,
-                          env=os.environ, timeout=300)
+                          cwd=cwd, env=env, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +34,7 @@ def run_dir(tmp_path_factory):
     """A real two-episode run with 8 hidden units."""
     path = tmp_path_factory.mktemp("viz") / "tiny"
     done = fastpg("train", "--episodes", "2", "--batch-size", "2", "--hidden", "8", "--workers", "1",
-                  "--run-dir", str(path))
+                  "--run-dir", str(path), cwd=path.parent)
     assert done.returncode == 0, done.stderr
     return path
 
@@ -56,7 +64,7 @@ def assert_one_line_error(code, err, command):
 
 def test_plot_writes_a_png(run_dir, tmp_path):
     out = tmp_path / "curve.png"
-    done = fastpg("plot", str(run_dir), "-o", str(out))
+    done = fastpg("plot", str(run_dir), "-o", str(out), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert_image(out, (1000, 300))
 
@@ -84,7 +92,7 @@ def test_run_labels_disambiguate_equal_names(tmp_path):
 
 def test_weights_writes_the_w1_grid_and_the_w2_chart(run_dir, tmp_path):
     out = tmp_path / "w1.png"
-    done = fastpg("weights", str(run_dir), "-o", str(out))  # --neurons 40 > 8 hidden units: all 8
+    done = fastpg("weights", str(run_dir), "-o", str(out), cwd=tmp_path)  # --neurons 40 > 8 hidden units: all 8
     assert done.returncode == 0, done.stderr
     assert_image(out, (500, 200))
     assert_image(tmp_path / "w1-w2.png", (500, 200))
@@ -133,7 +141,7 @@ def test_weights_minus_init(run_dir, tmp_path, capsys):
 
 def test_video_writes_a_gif(run_dir, tmp_path):
     out = tmp_path / "play.gif"
-    done = fastpg("video", str(run_dir), "-o", str(out), "--max-frames", "30")
+    done = fastpg("video", str(run_dir), "-o", str(out), "--max-frames", "30", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "30 frames" in done.stdout
     with Image.open(out) as gif:
@@ -260,6 +268,6 @@ def test_bad_inputs_and_outputs_give_one_line_errors(case, run_dir, tmp_path, ca
 
 
 def test_errors_have_no_traceback_in_a_real_process(tmp_path):
-    done = fastpg("weights", str(tmp_path / "missing"), "-o", str(tmp_path / "w.png"))
+    done = fastpg("weights", str(tmp_path / "missing"), "-o", str(tmp_path / "w.png"), cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"fastpg weights: error: no checkpoint at {tmp_path / 'missing'}"]
