@@ -42,6 +42,29 @@ def require_ray():
     _import_ray()
 
 
+def init_ray(**options):
+    """ray.init(**options), run from the directory that holds the imported fastpg.
+
+    Ray puts the driver's working directory first on its workers' sys.path.
+    From a source checkout after ``pip install .``, that would make local
+    actors import ./fastpg (without compiled kernels) instead of the driver's
+    fastpg; from the package's parent directory they import the same one.
+    """
+    ray = _import_ray()
+    cwd = os.getcwd()
+    os.chdir(os.path.dirname(_package_dir()))
+    try:
+        return ray.init(**options)
+    finally:
+        os.chdir(cwd)
+
+
+def _package_dir():
+    from . import __file__ as package_file
+
+    return os.path.dirname(os.path.abspath(package_file))
+
+
 def connect(address="local", n_workers=None):
     """Start or join Ray; returns True when this call started it (the caller shuts it down).
 
@@ -60,7 +83,7 @@ def connect(address="local", n_workers=None):
     else:
         options["address"] = address
     try:
-        ray.init(**options)
+        init_ray(**options)
     except ConnectionError as exc:
         raise RaySetupError(f"cannot join the Ray cluster at {address!r}: {exc} "
                             "(start one with `ray start --head`, or use --ray local)") from None
@@ -113,10 +136,10 @@ class EpisodeActor:
         """Where this actor runs and which fastpg it imported."""
         import ray
 
-        from . import __file__ as package_file, __version__
+        from . import __version__
 
         return {"pid": os.getpid(), "node": ray.util.get_node_ip_address(), "version": __version__,
-                "package": os.path.dirname(package_file)}
+                "package": _package_dir()}
 
     def load_weights(self, weights):
         """Copy the batch's (W1, W2) from the object store, unless they are already loaded."""
@@ -170,6 +193,7 @@ class RayPool:
             self.replays = 0
             self._start_failures = 0
             self._warned_waiting = False
+            self._warned_package = False
             self._generation = 0
             self._in_flight = {}  # ObjectRef -> (actor, episode index, generation)
             self._idle = collections.deque()
@@ -250,10 +274,16 @@ class RayPool:
             return
         from . import __version__
 
-        if actor.info["version"] != __version__:
-            raise WorkerError(f"the Ray actor on {actor.info['node']} imported fastpg {actor.info['version']} "
-                              f"from {actor.info['package']}, but this driver runs fastpg {__version__}: "
+        info = actor.info
+        if info["version"] != __version__:
+            raise WorkerError(f"the Ray actor on {info['node']} imported fastpg {info['version']} from "
+                              f"{info['package']}, but this driver runs fastpg {__version__}: "
                               "install the same fastpg on every node")
+        if info["node"] == self._ray.util.get_node_ip_address() and info["package"] != _package_dir() \
+                and not self._warned_package:
+            self._warned_package = True
+            self._on_warning(f"Ray actors on this machine imported fastpg from {info['package']}, this driver "
+                             f"from {_package_dir()} (start Ray with fastpg.ray_pool.init_ray to match them)")
         self._start_failures = 0
         actor.probe = None
         self._idle.append(actor)

@@ -1,0 +1,199 @@
+"""fastpg train --ray: Ray actors give the same run as local workers, a killed actor costs a
+replay and nothing else, and Ray stays optional (local training never imports it; without it
+--ray names the install command).
+
+Runs are tiny (hidden 8, 2 or 4 random-policy episodes of ALE/Pong-v5). One local Ray
+instance with 2 CPUs serves the in-process tests; the CLI test starts its own before that
+one exists, so two never run at once. CI installs Ray (the test extra); elsewhere the tests
+that need it are skipped.
+"""
+import io
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastpg
+from fastpg import checkpoint, ray_pool
+from fastpg.backends import get_backend
+from fastpg.env import AtariGame
+from fastpg.rollout import play_episode
+from fastpg.train import train
+from fastpg.workers import StopRequested, WorkerError
+
+ENV = "ALE/Pong-v5"
+HIDDEN = 8
+BATCH = 2
+EPISODES = 4
+TIMEOUT = 240  # seconds; a run that takes longer is hung, not slow
+ARRAYS = ("W1", "W2", "cache_W1", "cache_W2")
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastpg.__file__)))
+
+
+def child_env():
+    """os.environ for child interpreters, with relative PYTHONPATH entries made absolute."""
+    env = dict(os.environ)
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep) if p)
+    return env
+
+
+def run_python(code, cwd=PACKAGE_ROOT):
+    """Run `python -c code`; from the package's parent by default, so it imports the suite's fastpg."""
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=child_env(), capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
+def train_in_process(run_dir, **options):
+    """fastpg.train.train with the module's tiny settings; returns (progress text, final state)."""
+    stream = io.StringIO()
+    state, interrupted = train({"hidden": HIDDEN, "batch_size": BATCH, "env": ENV}, str(run_dir),
+                               episodes=EPISODES, progress_stream=stream, **options)
+    assert not interrupted
+    return stream.getvalue(), state
+
+
+def assert_same_weights(run_dir, reference_dir):
+    arrays, state = checkpoint.load(str(run_dir))
+    reference, reference_state = checkpoint.load(str(reference_dir))
+    for name in ARRAYS:
+        np.testing.assert_allclose(arrays[name], reference[name], rtol=1e-9, atol=0, err_msg=name)
+    for key in ("episodes", "env_steps", "updates", "running_reward"):
+        assert state[key] == reference_state[key], key
+
+
+@pytest.fixture(scope="module")
+def local_reference(tmp_path_factory):
+    """A run directory: the module's run played by one local worker process."""
+    run_dir = tmp_path_factory.mktemp("local") / "run"
+    train_in_process(run_dir, workers=1)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray instance with 2 CPUs for the module, as CI has; shut down after."""
+    ray = pytest.importorskip("ray")
+    ray_pool.init_ray(num_cpus=2, include_dashboard=False, logging_level="warning")
+    yield ray
+    ray.shutdown()
+
+
+# ---------------------------------------------------------------- Ray optional
+
+
+def test_local_training_does_not_import_ray(tmp_path):
+    code = (
+        "import sys\n"
+        "from fastpg.cli import main\n"
+        f"rc = main(['train', '--run-dir', {str(tmp_path / 'run')!r}, '--workers', '1', '--episodes', '2',\n"
+        "           '--batch-size', '2', '--hidden', '8'])\n"
+        "print('exit', rc)\n"
+        "print('ray imported:', sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert "exit 0" in result.stdout
+    assert "ray imported: []" in result.stdout
+
+
+def test_ray_option_without_ray_names_the_install_command(tmp_path):
+    code = (
+        "import sys\n"
+        "sys.modules['ray'] = None  # as if Ray were not installed: `import ray` raises ImportError\n"
+        "from fastpg.cli import main\n"
+        f"sys.exit(main(['train', '--run-dir', {str(tmp_path / 'run')!r}, '--ray', '--episodes', '2',\n"
+        "                '--batch-size', '2', '--hidden', '8']))\n"
+    )
+    result = run_python(code)
+    assert result.returncode != 0
+    assert 'pip install "fastpg[ray]"' in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()  # nothing was started
+
+
+# ---------------------------------------------------------------- same results as local workers
+
+
+def test_cli_ray_run_equals_a_local_one_worker_run(tmp_path, local_reference):
+    """`fastpg train --ray` (its own local Ray, 2 actors) gives the local --workers 1 weights."""
+    pytest.importorskip("ray")
+    run_dir = tmp_path / "ray-run"
+    command = [sys.executable, "-m", "fastpg", "train", "--run-dir", str(run_dir), "--ray", "--workers", "2",
+               "--episodes", str(EPISODES), "--batch-size", str(BATCH), "--hidden", str(HIDDEN), "--env", ENV]
+    result = subprocess.run(command, cwd=tmp_path, env=child_env(), capture_output=True, text=True,
+                            timeout=TIMEOUT)  # a scratch cwd: the child imports the suite's fastpg
+    assert result.returncode == 0, result.stderr
+    assert "0 replayed episodes" in result.stderr
+    assert_same_weights(run_dir, local_reference)
+
+
+def test_ray_pool_plays_the_episodes_local_workers_play(ray_cluster):
+    """Episodes come back in index order, equal to play_episode's in this process; a batch
+    abandoned by a stop request does not leak into the next one."""
+    rng = np.random.default_rng(7)
+    W1 = np.asfortranarray(rng.standard_normal((HIDDEN, 6400)) / 80)
+    W2 = rng.standard_normal(HIDDEN) / np.sqrt(HIDDEN)
+    with ray_pool.RayPool(2, HIDDEN, ENV, "cython", 5) as pool:
+        pool.W1[...] = W1
+        pool.W2[...] = W2
+        with pytest.raises(StopRequested):
+            list(pool.play(range(2), should_stop=lambda: True))
+        episodes = list(pool.play(range(3, 5)))
+        assert pool.replays == 0
+    game, stepper = AtariGame(ENV), get_backend("cython").stepper(W1, W2)
+    for index, episode in zip(range(3, 5), episodes):
+        expected = play_episode(game, stepper, 5, index)
+        assert episode["index"] == index
+        assert episode.keys() == expected.keys()
+        for key in ("indices", "signs", "offsets", "dlogp", "rewards"):
+            np.testing.assert_array_equal(episode[key], expected[key], err_msg=key)
+
+
+# ---------------------------------------------------------------- actor failure
+
+
+def kill_actor_after_submit(monkeypatch, episode, times):
+    """Make RayPool SIGKILL the actor it has just handed `episode`, on its first `times` attempts."""
+    original = ray_pool.RayPool._submit
+    killed = []
+
+    def submit_then_kill(self, actor, index, weights, attempts):
+        original(self, actor, index, weights, attempts)
+        if index == episode and len(killed) < times:
+            killed.append(actor.info["pid"])
+            os.kill(actor.info["pid"], signal.SIGKILL)
+
+    monkeypatch.setattr(ray_pool.RayPool, "_submit", submit_then_kill)
+    return killed
+
+
+def test_a_killed_actor_is_replaced_and_its_episode_replayed(ray_cluster, monkeypatch, tmp_path, local_reference):
+    killed = kill_actor_after_submit(monkeypatch, episode=1, times=1)
+    text, state = train_in_process(tmp_path / "run", workers=2, ray_address="local")
+    assert len(killed) == 1
+    assert f"actor {killed[0]} on " in text and "died" in text
+    assert "while playing episode 1; replaying it with the same seed" in text
+    assert "1 replayed episodes" in text
+    assert_same_weights(tmp_path / "run", local_reference)
+
+
+def test_an_episode_that_keeps_losing_its_actor_fails_the_run(ray_cluster, monkeypatch, tmp_path):
+    killed = kill_actor_after_submit(monkeypatch, episode=0, times=10)
+    with pytest.raises(WorkerError, match="episode 0 lost its Ray actor 3 times"):
+        train_in_process(tmp_path / "run", workers=2, ray_address="local")
+    assert len(killed) == 3
+
+
+def test_more_workers_than_cluster_cpus_is_a_one_line_error(ray_cluster, tmp_path, capsys):
+    from fastpg.cli import main
+
+    rc = main(["train", "--run-dir", str(tmp_path / "run"), "--ray", "--workers", "3", "--episodes", "2",
+               "--batch-size", "2", "--hidden", "8"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--workers 3: the Ray cluster has 2 CPUs" in err
+    assert not (tmp_path / "run" / "metrics.csv").exists()
