@@ -141,6 +141,10 @@ def worker_pids(parent_pid):
     return pids
 
 
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="finds worker processes in Linux /proc")
+needs_posix_signals = pytest.mark.skipif(not hasattr(os, "killpg"), reason="signals a process group")
+
+
 def stop(process):
     if process.poll() is None:
         process.kill()
@@ -527,6 +531,7 @@ def test_unwritable_run_dir(tmp_path):
 # ---------------------------------------------------------------- a killed worker, Ctrl-C
 
 
+@needs_proc
 def test_a_killed_worker_does_not_lose_the_run(runs, batch4_run):
     killed_dir = str(runs / "killed-worker")
     stderr_path = os.path.join(runs, "killed-worker.stderr")
@@ -553,6 +558,7 @@ def test_a_killed_worker_does_not_lose_the_run(runs, batch4_run):
     assert played(metric_rows(killed_dir)) == played(metric_rows(batch4_run))
 
 
+@needs_posix_signals
 def test_a_crash_keeps_the_last_checkpoint_and_resume_recovers(runs, batch4_run):
     """SIGKILL of the whole run mid-batch: the checkpoint of --checkpoint-every is readable and resumes exactly."""
     run_dir = str(runs / "crashed")
@@ -576,6 +582,7 @@ def test_a_crash_keeps_the_last_checkpoint_and_resume_recovers(runs, batch4_run)
     assert played(metric_rows(run_dir)) == played(metric_rows(batch4_run))
 
 
+@needs_posix_signals
 def test_ctrl_c_saves_and_exits_130_then_resumes(runs):
     run_dir = str(runs / "ctrl-c")
     command = fastpg_command("train", "--run-dir", run_dir, "--workers", 2, "--batch-size", BATCH,
