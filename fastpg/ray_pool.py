@@ -15,6 +15,7 @@ Importing this module does not import Ray; :func:`connect` does.
 import collections
 import os
 import signal
+import socket
 import time
 
 import numpy as np
@@ -23,6 +24,8 @@ from .workers import MAX_REPLAYS, N_PIXELS, POLL_SECONDS, StopRequested, WorkerE
 
 INSTALL_COMMAND = 'pip install "fastpg[ray]"'
 START_WARNING_SECONDS = 60.0  # warn when no actor has been placed for this long
+CONNECT_TIMEOUT_SECONDS = 10.0  # for a HOST:PORT that does not answer
+LOST_ERRORS = ("RayActorError", "WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OutOfMemoryError")
 
 
 class RaySetupError(ValueError):
@@ -81,18 +84,32 @@ def connect(address="local", n_workers=None):
     if address in (None, "local"):
         options.update(address="local", num_cpus=n_workers)
     else:
+        _check_reachable(address)
         options["address"] = address
     try:
         init_ray(**options)
     except ConnectionError as exc:
-        raise RaySetupError(f"cannot join the Ray cluster at {address!r}: {exc} "
-                            "(start one with `ray start --head`, or use --ray local)") from None
+        raise RaySetupError(f"cannot join the Ray cluster at {address!r}: {exc} (start one with "
+                            "`ray start --head`, or use --ray local; a cluster with token authentication also "
+                            "needs RAY_AUTH_MODE=token and its token, from `ray get-auth-token` on the head)") from None
     try:
         _check_room(n_workers)
     except RaySetupError:
         ray.shutdown()
         raise
     return True
+
+
+def _check_reachable(address, timeout=CONNECT_TIMEOUT_SECONDS):
+    """Raise RaySetupError when nothing answers at a HOST:PORT address (ray.init would retry for minutes)."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return  # "auto", or a form that Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise RaySetupError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc} (the head node's "
+                            "`ray start --head` prints the address to use)") from None
 
 
 def _check_room(n_workers):
@@ -179,6 +196,9 @@ class RayPool:
         self._ray = ray = _import_ray()
         self._shutdown = shutdown
         self._exceptions = ray.exceptions
+        # What a lost actor, worker process or node looks like (names that this Ray version has).
+        self._lost_errors = tuple(getattr(ray.exceptions, name) for name in LOST_ERRORS
+                                  if hasattr(ray.exceptions, name))
         try:
             if n_workers is None:
                 n_workers = max(cluster_cpus(), 1)
@@ -241,7 +261,7 @@ class RayPool:
             while pending and self._idle:
                 self._submit(self._idle.popleft(), pending.popleft(), weights, attempts)
             refs = list(self._in_flight) + list(self._starting)
-            ready, _ = ray.wait(refs, num_returns=1, timeout=POLL_SECONDS)
+            ready = ray.wait(refs, num_returns=1, timeout=POLL_SECONDS)[0] if refs else []
             for ref in ready:
                 if ref in self._starting:
                     self._started(ref)
@@ -295,9 +315,7 @@ class RayPool:
             episode = self._ray.get(ref)
         except self._exceptions.RayTaskError as exc:
             raise WorkerError(f"a Ray actor failed while playing episode {index}:\n{exc}") from None
-        except (self._exceptions.RayActorError, self._exceptions.WorkerCrashedError,
-                self._exceptions.NodeDiedError, self._exceptions.ObjectLostError,
-                self._exceptions.OutOfMemoryError) as exc:
+        except self._lost_errors as exc:
             self._replace(actor, index if current else None, exc, pending, attempts)
             return
         self._idle.append(actor)

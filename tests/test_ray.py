@@ -115,6 +115,16 @@ def test_ray_option_without_ray_names_the_install_command(tmp_path):
     assert not (tmp_path / "run").exists()  # nothing was started
 
 
+def test_an_address_where_nothing_answers_is_a_one_line_error(tmp_path):
+    pytest.importorskip("ray")
+    command = [sys.executable, "-m", "fastpg", "train", "--run-dir", str(tmp_path / "run"), "--ray", "127.0.0.1:1",
+               "--episodes", "2", "--batch-size", "2", "--hidden", "8"]
+    result = subprocess.run(command, cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 2
+    assert "fastpg train: error: cannot reach the Ray cluster at 127.0.0.1:1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 # ---------------------------------------------------------------- same results as local workers
 
 
