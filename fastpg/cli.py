@@ -286,3 +286,6 @@ def main(argv=None):
     except (TrainingError, CommandError, ValueError) as exc:
         print(f"fastpg {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before train() handles Ctrl-C itself, or in other commands
+        print(f"fastpg {args.command}: interrupted", file=sys.stderr)
+        return 130

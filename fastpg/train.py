@@ -210,7 +210,7 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
     elapsed = time.perf_counter() - session_start
     session_steps = state.env_steps - session_start_steps
     summary = (f"{'interrupted' if interrupted else 'done'}: {state.episodes} episodes, {state.env_steps:,} env steps, "
-               f"running reward {state.running_reward if state.running_reward is not None else float('nan'):+.3f}; "
+               f"running reward {'n/a' if state.running_reward is None else format(state.running_reward, '+.3f')}; "
                f"this session {session_steps:,} steps in {elapsed:.1f} s "
                f"({session_steps / elapsed if elapsed > 0 else 0:,.0f} steps/s, {pool.replays} replayed episodes); "
                f"checkpoint in {run_dir}")

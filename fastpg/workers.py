@@ -8,6 +8,7 @@ handed back in index order whatever order they finish in, and an episode
 whose worker dies is replayed, with the same seed, on a fresh worker.
 """
 import collections
+import contextlib
 import multiprocessing as mp
 import os
 import signal
@@ -40,7 +41,7 @@ def shared_weights(W1_buffer, W2_buffer, n_hidden):
 def worker_main(conn, W1_buffer, W2_buffer, n_hidden, env_id, backend_name, run_seed):
     """Play the episode indices received on conn until told to stop (None) or orphaned."""
     # Ctrl-C reaches the whole process group; the parent decides when to stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # already inherited; kept explicit
     from .backends import get_backend
     from .env import AtariGame
     from .rollout import play_episode
@@ -61,6 +62,28 @@ def worker_main(conn, W1_buffer, W2_buffer, n_hidden, env_id, backend_name, run_
             conn.send(("error", index, traceback.format_exc()))
             return
         conn.send(("episode", index, episode))
+
+
+@contextlib.contextmanager
+def _sigint_ignored_by_child():
+    """Start a child that ignores SIGINT from its first instruction, losing no parent Ctrl-C.
+
+    Ctrl-C signals the whole process group; a worker still importing would
+    die with a traceback. An ignored disposition survives exec, so the parent
+    ignores SIGINT while it starts the child. Meanwhile SIGINT is blocked
+    (Linux keeps a blocked signal pending even when ignored) and one already
+    pending is re-sent, so the parent still sees every Ctrl-C.
+    """
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    was_pending = signal.SIGINT in signal.sigpending()  # SIG_IGN would discard it
+    previous_handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)  # delivers any that came meanwhile
+        if was_pending:
+            os.kill(os.getpid(), signal.SIGINT)
 
 
 class _Worker:
@@ -94,7 +117,8 @@ class WorkerPool:
         saved = {name: os.environ.get(name) for name in SINGLE_THREAD_ENV}
         os.environ.update({name: "1" for name in SINGLE_THREAD_ENV})
         try:
-            process.start()
+            with _sigint_ignored_by_child():
+                process.start()
         finally:
             for name, value in saved.items():
                 if value is None:
