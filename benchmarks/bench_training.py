@@ -8,6 +8,9 @@ rounds (medians reported):
   w2       fastpg train --workers 2
 Training throughput is steady state: env steps between the first and the last
 row of metrics.csv over the seconds between them (worker start-up excluded).
+CPU per step is the CPU time (user + system) of every process involved, per
+env step: for training it covers the whole command, start-up included, and
+all its processes (the learner and the workers).
 Peak RSS is the largest of any process the benchmark started (ru_maxrss of
 waited-for children, which includes the trainers' worker processes).
 """
@@ -33,7 +36,7 @@ def bare_loop(env_id, n_steps, seed=0):
     """Steps/s of whole random-action episodes until n_steps are played."""
     game = AtariGame(env_id)
     steps, index = 0, 0
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     while steps < n_steps:
         policy_rng, env_rng = episode_rngs(seed, index)
         game.reset(env_rng)
@@ -42,7 +45,12 @@ def bare_loop(env_id, n_steps, seed=0):
             _, _, done = game.step(UP if policy_rng.random() < 0.5 else DOWN)
             steps += 1
         index += 1
-    return steps / (time.perf_counter() - start)
+    return steps / (time.perf_counter() - start), (time.process_time() - cpu_start) / steps
+
+
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def train_rate(env_id, n_steps, workers, backend, extra=()):
@@ -50,10 +58,12 @@ def train_rate(env_id, n_steps, workers, backend, extra=()):
         run_dir = os.path.join(tmp, "run")
         cmd = [sys.executable, "-m", "fastpg", "train", "--run-dir", run_dir, "--env", env_id,
                "--max-steps", str(n_steps), "--workers", str(workers), "--backend", backend, *extra]
+        cpu_before = children_cpu_seconds()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cpu = children_cpu_seconds() - cpu_before
         m = metrics.read(os.path.join(run_dir, "metrics.csv"))
     steps = m["env_steps"][-1] - m["env_steps"][0]
-    return steps / (m["seconds"][-1] - m["seconds"][0])
+    return steps / (m["seconds"][-1] - m["seconds"][0]), cpu / m["env_steps"][-1]
 
 
 def main():
@@ -64,13 +74,17 @@ def main():
     parser.add_argument("--json", help="also write the raw numbers here")
     args = parser.parse_args()
 
-    rates = {"bare": [], "w1": [], "numpy": [], "w2": []}
+    configs = {"bare": None, "w1": (1, "cython"), "numpy": (1, "numpy"), "w2": (2, "cython")}
+    rates = {key: [] for key in configs}
+    cpu = {key: [] for key in configs}
     for _ in range(args.repeats):
-        rates["bare"].append(bare_loop(args.env, args.steps))
-        rates["w1"].append(train_rate(args.env, args.steps, 1, "cython"))
-        rates["numpy"].append(train_rate(args.env, args.steps, 1, "numpy"))
-        rates["w2"].append(train_rate(args.env, args.steps, 2, "cython"))
+        for key, setting in configs.items():
+            rate, cpu_per_step = bare_loop(args.env, args.steps) if setting is None else train_rate(
+                args.env, args.steps, *setting)
+            rates[key].append(rate)
+            cpu[key].append(cpu_per_step)
     med = {k: statistics.median(v) for k, v in rates.items()}
+    med_cpu = {k: statistics.median(v) * 1e6 for k, v in cpu.items()}
     peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     rows = [
@@ -80,20 +94,22 @@ def main():
     ]
     print(f"{args.env}, {args.steps} steps per measurement, median of {args.repeats} interleaved rounds, "
           f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}\n")
-    print("| configuration | env steps/s (median) | all rounds |")
-    print("|---|---|---|")
+    print("| configuration | env steps/s (median) | all rounds | CPU µs per step (median) |")
+    print("|---|---|---|---|")
     names = {"bare": "bare loop (random actions)", "w1": "train --workers 1", "numpy": "train --workers 1 --backend numpy",
              "w2": "train --workers 2"}
     for key, label in names.items():
-        print(f"| {label} | {med[key]:,.0f} | {', '.join(f'{r:,.0f}' for r in rates[key])} |")
+        print(f"| {label} | {med[key]:,.0f} | {', '.join(f'{r:,.0f}' for r in rates[key])} | {med_cpu[key]:.0f} |")
     print("\n| comparison | ratio | target |")
     print("|---|---|---|")
     for label, ratio, target in rows:
         print(f"| {label} | {ratio:.2f} | {target} |")
     print(f"| peak RSS of any process | {peak_rss_mb:.0f} MB | <= 300 MB |")
+    print(f"\nCPU time per step, numpy backend / compiled (`--workers 1`): {med_cpu['numpy'] / med_cpu['w1']:.2f}; "
+          f"bare loop / `--backend numpy` throughput, the ceiling of the second ratio: {med['bare'] / med['numpy']:.2f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"rates": rates, "medians": med, "peak_rss_mb": peak_rss_mb,
+            json.dump({"rates": rates, "medians": med, "cpu_seconds_per_step": cpu, "peak_rss_mb": peak_rss_mb,
                        "numpy": np.__version__}, f, indent=2)
 
 
