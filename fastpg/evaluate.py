@@ -8,15 +8,14 @@ does not depend on how many workers play it.
 """
 import dataclasses
 import multiprocessing as mp
-import os
 import signal
 
 import numpy as np
 
 from .env import DOWN, UP
 from .rollout import DRAW_BLOCK, episode_rngs
+from .workers import single_threaded_blas_children
 
-SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,17 +114,8 @@ def evaluate(W1, W2, env_id, games, seed=0, greedy=False, workers=1, on_result=N
         outcomes = ((index, play_game(game, stepper, seed, index, greedy=greedy)) for index in range(games))
     else:
         ctx = mp.get_context("spawn")
-        # Each worker plays one game on one core: keep BLAS single-threaded there.
-        saved = {name: os.environ.get(name) for name in SINGLE_THREAD_ENV}
-        os.environ.update({name: "1" for name in SINGLE_THREAD_ENV})
-        try:
+        with single_threaded_blas_children():
             pool = ctx.Pool(workers, initializer=_init_worker, initargs=(W1, W2, env_id, seed, greedy))
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
         outcomes = pool.imap_unordered(_play_indexed, range(games))
     try:
         for index, result in outcomes:

@@ -65,6 +65,25 @@ def worker_main(conn, W1_buffer, W2_buffer, n_hidden, env_id, backend_name, run_
 
 
 @contextlib.contextmanager
+def single_threaded_blas_children():
+    """Processes started inside inherit a single-threaded BLAS setting.
+
+    Each worker plays one game on one core; a multi-threaded BLAS there would
+    only contend with the other workers.
+    """
+    saved = {name: os.environ.get(name) for name in SINGLE_THREAD_ENV}
+    os.environ.update({name: "1" for name in SINGLE_THREAD_ENV})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
 def _sigint_ignored_by_child():
     """Start a child that ignores SIGINT from its first instruction, losing no parent Ctrl-C.
 
@@ -113,18 +132,8 @@ class WorkerPool:
     def _start_worker(self):
         parent_conn, child_conn = self._ctx.Pipe()
         process = self._ctx.Process(target=worker_main, args=(child_conn, *self._args), daemon=True)
-        # Each worker plays one game on one core: keep BLAS single-threaded there.
-        saved = {name: os.environ.get(name) for name in SINGLE_THREAD_ENV}
-        os.environ.update({name: "1" for name in SINGLE_THREAD_ENV})
-        try:
-            with _sigint_ignored_by_child():
-                process.start()
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+        with single_threaded_blas_children(), _sigint_ignored_by_child():
+            process.start()
         child_conn.close()
         return _Worker(process, parent_conn)
 
