@@ -3,10 +3,16 @@
 Frames are generated once per test session (about 0.3 s for 300 steps), so every
 kernel is also checked on the sparse inputs it sees in training.
 """
+import os
+import sys
+
 import numpy as np
 import pytest
 
 from fastpg import reference
+
+sys.path.insert(0, os.path.dirname(__file__))  # for `from cli_helpers import ...` (importlib mode)
+from cli_helpers import run_fastpg  # noqa: E402
 
 N_PIXELS = 6400
 N_HIDDEN = 200
@@ -104,3 +110,13 @@ def assert_vectors_close(actual, desired, scale, rtol=1e-9):
 def assert_close():
     """The assert_vectors_close helper (rtol 1e-9, atol scaled to the summed magnitude)."""
     return assert_vectors_close
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A real two-episode `fastpg train` run with 8 hidden units (read-only for tests)."""
+    path = tmp_path_factory.mktemp("tiny-run") / "tiny"
+    done = run_fastpg("train", "--episodes", "2", "--batch-size", "2", "--hidden", "8", "--workers", "1",
+                      "--run-dir", str(path), cwd=path.parent)
+    assert done.returncode == 0, done.stderr
+    return path

@@ -1,8 +1,5 @@
 """fastpg eval: playing and scoring games with a checkpoint's policy."""
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,36 +9,14 @@ from fastpg.env import DOWN, UP
 from fastpg.evaluate import GameResult, evaluate, make_player, play_game, summarize
 from fastpg.kernels import PolicyStepper
 
+from cli_helpers import run_fastpg  # tests/, put on sys.path by conftest
+
 ENV = "ALE/Pong-v5"
 
 
-def fastpg(*args, cwd):
-    """Run the real command line in a fresh interpreter, in cwd.
-
-    Not in the repository root: `python -m` puts the cwd first on sys.path, and
-    the child must import the fastpg that this suite imports (the installed one,
-    or the source tree on an absolute PYTHONPATH), not the unbuilt ./fastpg.
-    """
-    env = dict(os.environ)
-    if env.get("PYTHONPATH"):
-        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep) if p)
-    return subprocess.run([sys.executable, "-m", "fastpg", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
-
-
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A real two-episode run with 8 hidden units."""
-    path = tmp_path_factory.mktemp("eval") / "tiny"
-    done = fastpg("train", "--episodes", "2", "--batch-size", "2", "--hidden", "8", "--workers", "1",
-                  "--run-dir", str(path), cwd=path.parent)
-    assert done.returncode == 0, done.stderr
-    return path
-
-
-@pytest.fixture(scope="module")
-def weights(run_dir):
-    arrays, _ = checkpoint.load(str(run_dir))
+def weights(tiny_run):
+    arrays, _ = checkpoint.load(str(tiny_run))
     return arrays["W1"], arrays["W2"]
 
 
@@ -102,8 +77,8 @@ def test_summarize():
     assert summary["per_game"][1] == {"points_for": 3, "points_against": 21, "steps": 1000}
 
 
-def test_eval_json_is_the_last_line(run_dir, tmp_path):
-    done = fastpg("eval", str(run_dir), "--games", "2", "--workers", "1", "--greedy", "--json", cwd=tmp_path)
+def test_eval_json_is_the_last_line(tiny_run, tmp_path):
+    done = run_fastpg("eval", str(tiny_run), "--games", "2", "--workers", "1", "--greedy", "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["games"] == 2 and summary["policy"] == "greedy" and summary["checkpoint_episodes"] == 2
@@ -112,16 +87,16 @@ def test_eval_json_is_the_last_line(run_dir, tmp_path):
     assert len(summary["per_game"]) == 2
 
 
-def test_eval_prints_a_summary(run_dir, capsys):
-    assert cli.main(["eval", str(run_dir), "--games", "1", "--workers", "1"]) == 0
+def test_eval_prints_a_summary(tiny_run, capsys):
+    assert cli.main(["eval", str(tiny_run), "--games", "1", "--workers", "1"]) == 0
     out = capsys.readouterr().out
     for text in ("win rate", "mean score", "points", "mean game length", "2 episodes"):
         assert text in out
 
 
 @pytest.mark.parametrize("case", ["missing", "corrupt", "games"])
-def test_eval_errors_are_one_line(case, run_dir, tmp_path, capsys):
-    run = str(run_dir)
+def test_eval_errors_are_one_line(case, tiny_run, tmp_path, capsys):
+    run = str(tiny_run)
     extra = []
     if case == "missing":
         run = str(tmp_path / "nowhere")

@@ -27,6 +27,8 @@ from fastpg.learner import Learner, init_weights
 from fastpg.metrics import COLUMNS
 from fastpg.rollout import episode_rngs
 
+from cli_helpers import cli_env, fastpg_command, run_fastpg  # tests/, put on sys.path by conftest
+
 HIDDEN = 8  # small: these tests check the driver, not the kernels' speed
 BATCH = 2
 EPISODES = 4
@@ -38,24 +40,6 @@ TRAIN_OPTIONS = ("--run-dir", "--resume", "--episodes", "--max-steps", "--seed",
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def cli_env():
-    """os.environ for the CLI, with relative PYTHONPATH entries made absolute (it runs elsewhere)."""
-    env = dict(os.environ)
-    if env.get("PYTHONPATH"):
-        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep) if p)
-    return env
-
-
-def fastpg_command(*args):
-    return [sys.executable, "-m", "fastpg", *map(str, args)]
-
-
-def run_fastpg(*args, cwd, timeout=TIMEOUT):
-    """Run `python -m fastpg ARGS` in cwd; returns the CompletedProcess (text)."""
-    return subprocess.run(fastpg_command(*args), cwd=cwd, env=cli_env(), capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def train(run_dir, *args, episodes=EPISODES, batch_size=BATCH, hidden=HIDDEN, workers=1):

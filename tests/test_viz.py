@@ -2,7 +2,6 @@
 import importlib.util
 import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -14,29 +13,7 @@ Image = pytest.importorskip("PIL.Image")
 
 from fastpg import cli, viz  # noqa: E402
 
-
-def fastpg(*args, cwd):
-    """Run the real command line in a fresh interpreter, in cwd.
-
-    Not in the repository root: `python -m` puts the cwd first on sys.path, and
-    the child must import the fastpg that this suite imports (the installed one,
-    or the source tree on an absolute PYTHONPATH), not the unbuilt ./fastpg.
-    """
-    env = dict(os.environ)
-    if env.get("PYTHONPATH"):
-        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep) if p)
-    return subprocess.run([sys.executable, "-m", "fastpg", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A real two-episode run with 8 hidden units."""
-    path = tmp_path_factory.mktemp("viz") / "tiny"
-    done = fastpg("train", "--episodes", "2", "--batch-size", "2", "--hidden", "8", "--workers", "1",
-                  "--run-dir", str(path), cwd=path.parent)
-    assert done.returncode == 0, done.stderr
-    return path
+from cli_helpers import run_fastpg  # noqa: E402  (tests/, put on sys.path by conftest)
 
 
 def assert_image(path, min_size):
@@ -62,23 +39,23 @@ def assert_one_line_error(code, err, command):
 
 # ---------------------------------------------------------------------------- plot
 
-def test_plot_writes_a_png(run_dir, tmp_path):
+def test_plot_writes_a_png(tiny_run, tmp_path):
     out = tmp_path / "curve.png"
-    done = fastpg("plot", str(run_dir), "-o", str(out), cwd=tmp_path)
+    done = run_fastpg("plot", str(tiny_run), "-o", str(out), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert_image(out, (1000, 300))
 
 
-def test_plot_puts_several_runs_on_one_figure(run_dir, tmp_path, capsys):
+def test_plot_puts_several_runs_on_one_figure(tiny_run, tmp_path, capsys):
     other = tmp_path / "other"
-    shutil.copytree(run_dir, other)
+    shutil.copytree(tiny_run, other)
     out = tmp_path / "two.svg"
     # a run directory, a metrics.csv and a checkpoint.npz all name a run
-    code, _, err = run_cli(capsys, "plot", str(run_dir), str(other / "metrics.csv"), "-o", str(out))
+    code, _, err = run_cli(capsys, "plot", str(tiny_run), str(other / "metrics.csv"), "-o", str(out))
     assert code == 0, err
     svg = out.read_text()
     assert "tiny" in svg and "other" in svg
-    assert viz.run_labels([str(run_dir), str(other / "checkpoint.npz")]) == ["tiny", "other"]
+    assert viz.run_labels([str(tiny_run), str(other / "checkpoint.npz")]) == ["tiny", "other"]
 
 
 def test_run_labels_disambiguate_equal_names(tmp_path):
@@ -90,9 +67,9 @@ def test_run_labels_disambiguate_equal_names(tmp_path):
 
 # ---------------------------------------------------------------------------- weights
 
-def test_weights_writes_the_w1_grid_and_the_w2_chart(run_dir, tmp_path):
+def test_weights_writes_the_w1_grid_and_the_w2_chart(tiny_run, tmp_path):
     out = tmp_path / "w1.png"
-    done = fastpg("weights", str(run_dir), "-o", str(out), cwd=tmp_path)  # --neurons 40 > 8 hidden units: all 8
+    done = run_fastpg("weights", str(tiny_run), "-o", str(out), cwd=tmp_path)  # --neurons 40 > 8 hidden units: all 8
     assert done.returncode == 0, done.stderr
     assert_image(out, (500, 200))
     assert_image(tmp_path / "w1-w2.png", (500, 200))
@@ -130,18 +107,18 @@ def test_minus_init_recovers_what_training_changed():
         viz.change_since_init(initial + change, {"hidden": 3, "seed": 12})
 
 
-def test_weights_minus_init(run_dir, tmp_path, capsys):
+def test_weights_minus_init(tiny_run, tmp_path, capsys):
     out = tmp_path / "change.png"
-    code, stdout, err = run_cli(capsys, "weights", str(run_dir), "-o", str(out), "--minus-init", "--neurons", "4")
+    code, stdout, err = run_cli(capsys, "weights", str(tiny_run), "-o", str(out), "--minus-init", "--neurons", "4")
     assert code == 0, err
     assert_image(out, (400, 200))
 
 
 # ---------------------------------------------------------------------------- video
 
-def test_video_writes_a_gif(run_dir, tmp_path):
+def test_video_writes_a_gif(tiny_run, tmp_path):
     out = tmp_path / "play.gif"
-    done = fastpg("video", str(run_dir), "-o", str(out), "--max-frames", "30", cwd=tmp_path)
+    done = run_fastpg("video", str(tiny_run), "-o", str(out), "--max-frames", "30", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "30 frames" in done.stdout
     with Image.open(out) as gif:
@@ -152,12 +129,12 @@ def test_video_writes_a_gif(run_dir, tmp_path):
     assert last.std() > 10
 
 
-def test_video_gif_frames_are_the_rendered_frames(run_dir, tmp_path):
+def test_video_gif_frames_are_the_rendered_frames(tiny_run, tmp_path):
     import imageio.v3 as iio
 
     from fastpg import checkpoint
 
-    arrays, _ = checkpoint.load(str(run_dir))
+    arrays, _ = checkpoint.load(str(tiny_run))
     out = tmp_path / "small.gif"
     result, frames = viz.record_video(arrays["W1"], arrays["W2"], "ALE/Pong-v5", str(out), greedy=True,
                                       max_frames=12, every=1, scale=1)
@@ -195,22 +172,22 @@ def test_gif_writer_is_exact_and_survives_many_colours(tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("imageio_ffmpeg") is None, reason="imageio-ffmpeg not installed")
-def test_video_writes_an_mp4(run_dir, tmp_path, capsys):
+def test_video_writes_an_mp4(tiny_run, tmp_path, capsys):
     import imageio.v2 as imageio
 
     out = tmp_path / "play.mp4"
-    code, _, err = run_cli(capsys, "video", str(run_dir), "-o", str(out), "--max-frames", "8")
+    code, _, err = run_cli(capsys, "video", str(tiny_run), "-o", str(out), "--max-frames", "8")
     assert code == 0, err
     with imageio.get_reader(str(out), format="FFMPEG") as reader:
         frames = [frame for frame in reader]
     assert len(frames) == 8 and frames[0].shape == (420, 640, 3)
 
 
-def test_mp4_without_ffmpeg_says_what_to_install(run_dir, tmp_path, capsys, monkeypatch):
+def test_mp4_without_ffmpeg_says_what_to_install(tiny_run, tmp_path, capsys, monkeypatch):
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "imageio_ffmpeg" else find_spec(name, *a))
-    code, _, err = run_cli(capsys, "video", str(run_dir), "-o", str(tmp_path / "play.mp4"))
+    code, _, err = run_cli(capsys, "video", str(tiny_run), "-o", str(tmp_path / "play.mp4"))
     assert_one_line_error(code, err, "video")
     assert "pip install imageio-ffmpeg" in err[0]
     assert not (tmp_path / "play.mp4").exists()
@@ -220,15 +197,15 @@ def test_mp4_without_ffmpeg_says_what_to_install(run_dir, tmp_path, capsys, monk
 
 @pytest.mark.parametrize("command, module", [("plot", "matplotlib"), ("weights", "matplotlib"),
                                              ("video", "PIL"), ("video", "imageio")])
-def test_missing_extra_names_the_install_command(command, module, run_dir, tmp_path, capsys, monkeypatch):
+def test_missing_extra_names_the_install_command(command, module, tiny_run, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
     out = tmp_path / ("x.gif" if command == "video" else "x.png")
-    code, _, err = run_cli(capsys, command, str(run_dir), "-o", str(out))
+    code, _, err = run_cli(capsys, command, str(tiny_run), "-o", str(out))
     assert_one_line_error(code, err, command)
     assert 'pip install "fastpg[viz]"' in err[0] and 'pip install ".[viz]"' in err[0]
 
 
-def bad_cases(run_dir, tmp_path):
+def bad_cases(tiny_run, tmp_path):
     corrupt_run = tmp_path / "corrupt"
     corrupt_run.mkdir()
     (corrupt_run / "checkpoint.npz").write_bytes(b"not a checkpoint")
@@ -237,7 +214,7 @@ def bad_cases(run_dir, tmp_path):
     empty_run.mkdir()
     (empty_run / "metrics.csv").write_text("episode,env_steps,reward,running_reward,seconds,steps_per_second\n")
     missing = tmp_path / "missing"
-    good = str(run_dir)
+    good = str(tiny_run)
     return {
         "plot missing run": ("plot", [str(missing), "-o", str(tmp_path / "c.png")]),
         "plot corrupt metrics": ("plot", [good, str(corrupt_run), "-o", str(tmp_path / "c.png")]),
@@ -249,7 +226,7 @@ def bad_cases(run_dir, tmp_path):
         "weights no neurons": ("weights", [good, "-o", str(tmp_path / "w.png"), "--neurons", "0"]),
         "video missing run": ("video", [str(missing), "-o", str(tmp_path / "v.gif")]),
         "video bad extension": ("video", [good, "-o", str(tmp_path / "v.avi")]),
-        "video output under a file": ("video", [good, "-o", str(run_dir / "metrics.csv" / "v.gif")]),
+        "video output under a file": ("video", [good, "-o", str(tiny_run / "metrics.csv" / "v.gif")]),
         "video bad every": ("video", [good, "-o", str(tmp_path / "v.gif"), "--every", "0"]),
     }
 
@@ -259,8 +236,8 @@ def bad_cases(run_dir, tmp_path):
     "weights corrupt checkpoint", "weights missing dir", "weights output is a dir", "weights no neurons",
     "video missing run", "video bad extension", "video output under a file", "video bad every",
 ])
-def test_bad_inputs_and_outputs_give_one_line_errors(case, run_dir, tmp_path, capsys):
-    command, args = bad_cases(run_dir, tmp_path)[case]
+def test_bad_inputs_and_outputs_give_one_line_errors(case, tiny_run, tmp_path, capsys):
+    command, args = bad_cases(tiny_run, tmp_path)[case]
     before = set(os.listdir(tmp_path))
     code, _, err = run_cli(capsys, command, *args)
     assert_one_line_error(code, err, command)
@@ -268,6 +245,6 @@ def test_bad_inputs_and_outputs_give_one_line_errors(case, run_dir, tmp_path, ca
 
 
 def test_errors_have_no_traceback_in_a_real_process(tmp_path):
-    done = fastpg("weights", str(tmp_path / "missing"), "-o", str(tmp_path / "w.png"), cwd=tmp_path)
+    done = run_fastpg("weights", str(tmp_path / "missing"), "-o", str(tmp_path / "w.png"), cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"fastpg weights: error: no checkpoint at {tmp_path / 'missing'}"]
