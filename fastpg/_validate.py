@@ -51,6 +51,12 @@ def frame(value, name="frame"):
     return arr
 
 
+def explain_frame_view(value, name="frame"):
+    """Raise the error naming what keeps value from being a C-contiguous Pong frame view."""
+    frame(value, name)
+    check_c_contiguous(name, value)
+
+
 def float_vector(name, value, length=None, what=""):
     arr = as_array(name, value)
     check_dtype(name, arr, np.float64)

@@ -30,8 +30,7 @@ def preprocess(frame):
     try:
         frame_view = frame
     except (TypeError, ValueError, BufferError):
-        _validate.frame(frame)  # raises a message naming the argument
-        _validate.check_c_contiguous("frame", frame)
+        _validate.explain_frame_view(frame)  # raises a message naming the argument
         raise
     if frame_view.shape[0] != 210 or frame_view.shape[1] != 160 or frame_view.shape[2] != 3:
         _validate.frame(frame)

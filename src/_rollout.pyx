@@ -86,8 +86,7 @@ cdef class PolicyStepper:
         try:
             frame_view = frame
         except (TypeError, ValueError, BufferError):
-            _validate.frame(frame)  # raises a message naming the argument
-            _validate.check_c_contiguous("frame", frame)
+            _validate.explain_frame_view(frame)  # raises a message naming the argument
             raise
         cdef int status
         with nogil:
