@@ -29,8 +29,9 @@ def _add_train_parser(subparsers):
     p = subparsers.add_parser(
         "train", help="learn Pong from pixels with the seed's policy gradient",
         description="Train a 2-layer policy on an Atari game with REINFORCE and RMSProp (the seed "
-                    "algorithm). Runs until --episodes or --max-steps, or until Ctrl-C, which saves a "
-                    "checkpoint and exits. Hyperparameters default to the seed's.",
+                    "algorithm). Runs until --episodes, --max-steps or --max-minutes, or until Ctrl-C, which saves a "
+                    "checkpoint and exits. The defaults are tuned to learn Pong fast (README, 'Tuning'); "
+                    "--preset seed gives the seed's hyperparameters exactly.",
         formatter_class=_HelpFormatter)
     run = p.add_argument_group("run")
     run.add_argument("--run-dir", help="where checkpoint.npz, state.json and metrics.csv go "
@@ -40,6 +41,8 @@ def _add_train_parser(subparsers):
                                                    "counting those before a resume (a multiple of --batch-size)")
     run.add_argument("--max-steps", type=int, help="stop at the first batch boundary past this many environment "
                                                     "steps in total")
+    run.add_argument("--max-minutes", type=float, help="stop at the first batch boundary past this many minutes "
+                                                        "of training in total, counting those before a resume")
     run.add_argument("--workers", type=int, help="worker processes playing episodes (default: one per CPU; "
                                                   "with --ray, one actor per CPU of the Ray cluster)")
     run.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
@@ -50,12 +53,15 @@ def _add_train_parser(subparsers):
                      help="compiled kernels, or the pure-numpy reference (same results, slower)")
     run.add_argument("--checkpoint-every", type=int, default=100,
                      help="episodes between checkpoints (taken at batch boundaries; also on exit)")
-    algo = p.add_argument_group("algorithm (fixed for a run; defaults are the seed's)")
+    algo = p.add_argument_group("algorithm (fixed for a run; options given explicitly override --preset)")
+    algo.add_argument("--preset", choices=("seed",),  # train.PRESETS, not imported here to keep start-up fast
+                      help="'seed': the seed post's hyperparameters (--batch-size 10 --learning-rate 1e-4) "
+                           "(default: fastpg's tuned defaults)")
     algo.add_argument("--env", help="gymnasium Atari id (default ALE/Pong-v5; Pong-v0 is the seed's)")
     algo.add_argument("--seed", type=int, help="the run's seed (default 0)")
     algo.add_argument("--hidden", type=int, help="hidden units (default 200)")
-    algo.add_argument("--batch-size", type=int, help="episodes per RMSProp update (default 10)")
-    algo.add_argument("--learning-rate", type=float, help="RMSProp step size (default 1e-4)")
+    algo.add_argument("--batch-size", type=int, help="episodes per RMSProp update (default 2; the seed's is 10)")
+    algo.add_argument("--learning-rate", type=float, help="RMSProp step size (default 1e-3; the seed's is 1e-4)")
     algo.add_argument("--gamma", type=float, help="reward discount (default 0.99)")
     algo.add_argument("--decay-rate", type=float, help="RMSProp decay (default 0.99)")
     p.set_defaults(func=_run_train)
@@ -64,20 +70,21 @@ def _add_train_parser(subparsers):
 def _run_train(args):
     from .checkpoint import CheckpointError
     from .env import EnvError
-    from .train import TrainingError, train
+    from .train import TrainingError, preset_overrides, train
 
     if args.resume and not args.run_dir:
         raise TrainingError("--resume needs --run-dir")
     run_dir = args.run_dir or os.path.join("runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
-    overrides = {"env": args.env, "seed": args.seed, "hidden": args.hidden, "batch_size": args.batch_size,
-                 "learning_rate": args.learning_rate, "gamma": args.gamma, "decay_rate": args.decay_rate}
+    overrides = preset_overrides(args.preset, {
+        "env": args.env, "seed": args.seed, "hidden": args.hidden, "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate, "gamma": args.gamma, "decay_rate": args.decay_rate})
     workers = args.workers
     if workers is None and args.ray is None:
         workers = default_workers()
     try:
         _, interrupted = train(overrides, run_dir, resume=args.resume, episodes=args.episodes,
-                               max_steps=args.max_steps, workers=workers, backend=args.backend,
-                               checkpoint_every=args.checkpoint_every, ray_address=args.ray)
+                               max_steps=args.max_steps, max_minutes=args.max_minutes, workers=workers,
+                               backend=args.backend, checkpoint_every=args.checkpoint_every, ray_address=args.ray)
     except (CheckpointError, EnvError) as exc:
         raise TrainingError(str(exc)) from None
     return 130 if interrupted else 0

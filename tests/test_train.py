@@ -34,7 +34,7 @@ BATCH = 2
 EPISODES = 4
 TIMEOUT = 180  # seconds; a run that takes longer is hung, not slow
 ARRAYS = ("W1", "W2", "cache_W1", "cache_W2")
-TRAIN_OPTIONS = ("--run-dir", "--resume", "--episodes", "--max-steps", "--seed", "--backend", "--workers",
+TRAIN_OPTIONS = ("--run-dir", "--resume", "--episodes", "--max-steps", "--max-minutes", "--preset", "--seed", "--backend", "--workers",
                  "--checkpoint-every", "--env", "--hidden", "--batch-size", "--learning-rate", "--gamma",
                  "--decay-rate")
 
@@ -232,6 +232,43 @@ def test_max_steps_stops_at_the_first_batch_boundary_past_it(runs):
     assert len(metric_rows(run_dir)) == BATCH
 
 
+def test_max_minutes_stops_at_the_first_batch_boundary_past_it(runs):
+    run_dir = str(runs / "max-minutes")
+    train(run_dir, "--max-minutes", 1e-6, episodes=None)  # 60 microseconds: over after one batch
+    state = load_state(run_dir)
+    assert state["episodes"] == BATCH
+    assert state["seconds"] >= 60e-6
+
+
+# ---------------------------------------------------------------- presets
+
+
+def test_preset_seed_is_the_seed_algorithm_and_explicit_options_win(runs):
+    from fastpg.train import SEED_SETTINGS
+
+    run_dir = str(runs / "preset-seed")
+    result = run_fastpg("train", "--run-dir", run_dir, "--preset", "seed", "--hidden", HIDDEN, "--episodes", 10,
+                        "--workers", 2, cwd=os.path.dirname(run_dir))
+    assert result.returncode == 0, result.stderr
+    config = load_state(run_dir)["config"]
+    assert config == {**SEED_SETTINGS, "hidden": HIDDEN, "env": "ALE/Pong-v5", "seed": 0}
+    assert SEED_SETTINGS == {"hidden": 200, "batch_size": 10, "learning_rate": 1e-4, "gamma": 0.99,
+                             "decay_rate": 0.99}  # the seed post's values
+    assert load_state(run_dir)["updates"] == 1  # one update per 10 episodes
+
+
+def test_preset_overrides():
+    from fastpg.train import Config, TrainingError, preset_overrides
+
+    assert preset_overrides(None, {"seed": 3, "hidden": None}) == {"seed": 3}
+    seed = Config(**preset_overrides("seed", {"learning_rate": 3e-4, "gamma": None}))
+    assert (seed.batch_size, seed.learning_rate, seed.gamma) == (10, 3e-4, 0.99)
+    tuned = Config()
+    assert (tuned.batch_size, tuned.learning_rate) != (seed.batch_size, 1e-4)
+    with pytest.raises(TrainingError, match="unknown --preset 'fast'; choose from seed"):
+        preset_overrides("fast", {})
+
+
 # ---------------------------------------------------------------- run directory contents
 
 
@@ -427,6 +464,8 @@ RESUME_ERRORS = {
     "negative episodes": (["--episodes", -2], ["--episodes"]),
     "zero workers": (["--episodes", 6, "--workers", 0], ["--workers"]),
     "negative max steps": (["--max-steps", -1], ["--max-steps"]),
+    "zero max minutes": (["--max-minutes", 0], ["--max-minutes"]),
+    "preset seed on a run with other settings": (["--preset", "seed", "--episodes", 10], ["--batch-size 10 (run has 2)"]),
     "zero checkpoint interval": (["--episodes", 6, "--checkpoint-every", 0], ["--checkpoint-every"]),
 }
 
@@ -491,6 +530,7 @@ NEW_RUN_ERRORS = {
     "not an Atari env": (["--env", "CartPole-v1"], ["CartPole-v1"]),
     "unknown env": (["--env", "NoSuchGame-v9"], ["NoSuchGame"]),
     "unknown env version": (["--env", "ALE/Pong-v99"], ["ALE/Pong-v99"]),
+    "negative max minutes": (["--max-minutes", -5], ["--max-minutes"]),
 }
 
 
@@ -609,7 +649,7 @@ def test_help_describes_every_option(tmp_path):
     text = " ".join(result.stdout.split())
     for option in TRAIN_OPTIONS:
         assert option in text, option
-    for default in ("200", "1e-4", "0.99", "ALE/Pong-v5", "Pong-v0", "cython", "numpy"):
+    for default in ("200", "1e-3", "1e-4", "0.99", "ALE/Pong-v5", "Pong-v0", "cython", "numpy"):
         assert default in text, default
     assert "(default: None)" not in text  # the unset options state their defaults in words
 
