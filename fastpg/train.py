@@ -173,6 +173,11 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
     metrics = MetricsLog(os.path.join(run_dir, "metrics.csv"), keep_episodes=state.episodes if resume else None)
     pool = make_pool(workers, config.hidden, config.env, backend, config.seed, on_warning=progress.message)
     try:
+        if pool.n_workers > config.batch_size:
+            progress.message(f"note: at most {config.batch_size} of the {pool.n_workers} workers are busy at once, "
+                             f"because a batch's {config.batch_size} episodes share one set of weights; "
+                             f"--batch-size {pool.n_workers} or more keeps them all busy (it changes the algorithm: "
+                             "README, 'Tuning')")
         pool.W1[...] = arrays["W1"]
         pool.W2[...] = arrays["W2"]
         cache_W1 = np.asfortranarray(arrays["cache_W1"])

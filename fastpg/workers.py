@@ -129,6 +129,10 @@ class WorkerPool:
         for _ in range(n_workers):
             self._workers.append(self._start_worker())
 
+    @property
+    def n_workers(self):
+        return len(self._workers)
+
     def _start_worker(self):
         parent_conn, child_conn = self._ctx.Pipe()
         process = self._ctx.Process(target=worker_main, args=(child_conn, *self._args), daemon=True)

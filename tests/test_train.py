@@ -240,6 +240,12 @@ def test_max_minutes_stops_at_the_first_batch_boundary_past_it(runs):
     assert state["seconds"] >= 60e-6
 
 
+def test_more_workers_than_a_batch_has_episodes_is_noted(runs):
+    result = train(str(runs / "idle-workers"), episodes=2, batch_size=1, workers=2)
+    assert "at most 1 of the 2 workers are busy" in result.stderr
+    assert "workers are busy" not in train(str(runs / "busy-workers"), episodes=2, batch_size=2, workers=2).stderr
+
+
 # ---------------------------------------------------------------- presets
 
 

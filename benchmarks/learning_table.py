@@ -1,0 +1,64 @@
+"""The tuning table: for each learning run, when its running reward first reached -15, -10 and 0.
+
+    python benchmarks/learning_table.py docs/runs/*/
+
+Reads each run directory's metrics.csv, state.json (for its settings) and, when present,
+eval.json (the output of `fastpg eval RUN --games 20 --json`). Prints a Markdown table.
+"""
+import argparse
+import json
+import os
+
+from fastpg.metrics import read
+
+THRESHOLDS = (-15.0, -10.0, 0.0)
+
+
+def metric_rows(run_dir):
+    columns = read(os.path.join(run_dir, "metrics.csv"))
+    return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+
+def first_reaching(rows, threshold):
+    """The first row whose running reward is at or above threshold, or None."""
+    return next((row for row in rows if row["running_reward"] >= threshold), None)
+
+
+def settings(state):
+    config = state["config"]
+    return f"lr {config['learning_rate']:g}, batch {config['batch_size']}, hidden {config['hidden']}, seed {config['seed']}"
+
+
+def describe(run_dir):
+    rows = metric_rows(run_dir)
+    with open(os.path.join(run_dir, "state.json")) as f:
+        state = json.load(f)
+    cells = [os.path.basename(os.path.normpath(run_dir)), settings(state)]
+    for threshold in THRESHOLDS:
+        row = first_reaching(rows, threshold)
+        cells.append("not reached" if row is None else f"{row['episode']:,.0f} / {row['seconds'] / 60:.1f} min")
+    last = rows[-1]
+    cells.append(f"{last['running_reward']:+.1f} at {last['episode']:,.0f} / {last['seconds'] / 60:.0f} min")
+    eval_path = os.path.join(run_dir, "eval.json")
+    if os.path.exists(eval_path):
+        with open(eval_path) as f:
+            result = json.load(f)
+        cells.append(f"{result['mean_score']:+.1f} ({round(result['win_rate'] * result['games'])}/{result['games']} won)")
+    else:
+        cells.append("not run")
+    return "| " + " | ".join(cells) + " |"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="run directories")
+    args = parser.parse_args()
+    header = ["run", "settings", "to -15 (episodes / time)", "to -10", "to 0", "end of run", "eval, 20 games"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for run_dir in args.runs:
+        print(describe(run_dir))
+
+
+if __name__ == "__main__":
+    main()
