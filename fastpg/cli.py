@@ -221,7 +221,7 @@ def _run_video(args):
 def _add_plot_parser(subparsers):
     p = subparsers.add_parser(
         "plot", help="plot learning curves of one or more runs",
-        description="Plot running reward and episode reward against episodes, wall-clock hours and "
+        description="Plot running reward and episode reward against episodes, wall-clock time and "
                     "environment steps. Several runs go on one figure, labelled by directory name.")
     p.add_argument("runs", metavar="RUN", nargs="+", help="run directories, or their metrics.csv")
     p.add_argument("-o", "--output", required=True, help="the image file (.png, .svg or .pdf)")

@@ -107,7 +107,7 @@ def run_labels(paths):
 
 
 def plot_curves(paths, output):
-    """Plot running and episode reward against episodes, hours and env steps; one colour a run."""
+    """Plot running and episode reward against episodes, wall-clock time and env steps; one colour a run."""
     require("plot", "matplotlib")
     check_output(output, (".png", ".svg", ".pdf"))
     curves = [read_curve(path) for path in paths]
@@ -117,8 +117,10 @@ def plot_curves(paths, output):
 
     fig = Figure(figsize=(15, 4.6), layout="constrained")
     axes = fig.subplots(1, 3, sharey=True)
-    x_axes = (("episode", 1.0, "episodes"), ("seconds", 1 / 3600, "wall-clock hours"),
-              ("env_steps", 1.0, "environment steps"))
+    longest = max(curve["seconds"].max() for curve in curves)  # read_curve refuses empty runs
+    time_axis = ("seconds", 1 / 60, "wall-clock minutes") if longest <= 3 * 3600 else \
+        ("seconds", 1 / 3600, "wall-clock hours")  # minutes read more easily for runs of an hour or two
+    x_axes = (("episode", 1.0, "episodes"), time_axis, ("env_steps", 1.0, "environment steps"))
     for ax, (column, factor, label) in zip(axes, x_axes):
         for i, curve in enumerate(curves):
             x = curve[column] * factor
