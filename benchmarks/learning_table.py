@@ -26,7 +26,8 @@ def first_reaching(rows, threshold):
 
 def settings(state):
     config = state["config"]
-    return f"lr {config['learning_rate']:g}, batch {config['batch_size']}, hidden {config['hidden']}, seed {config['seed']}"
+    learning_rate = f"{config['learning_rate']:.0e}".replace("e-0", "e-")  # 1e-3, not 0.001
+    return f"lr {learning_rate}, batch {config['batch_size']}, hidden {config['hidden']}, seed {config['seed']}"
 
 
 def describe(run_dir):
