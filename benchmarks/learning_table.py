@@ -44,7 +44,7 @@ def describe(run_dir):
     if os.path.exists(eval_path):
         with open(eval_path) as f:
             result = json.load(f)
-        cells.append(f"{result['mean_score']:+.2f} ({round(result['win_rate'] * result['games'])}/{result['games']} won)")
+        cells.append(f"{result['mean_score']:+.2f} ({result['wins']}/{result['games']} won)")
     else:
         cells.append("not run")
     return "| " + " | ".join(cells) + " |"

@@ -29,9 +29,9 @@ def _add_train_parser(subparsers):
     p = subparsers.add_parser(
         "train", help="learn Pong from pixels with the seed's policy gradient",
         description="Train a 2-layer policy on an Atari game with REINFORCE and RMSProp (the seed "
-                    "algorithm). Runs until --episodes, --max-steps or --max-minutes, or until Ctrl-C, which saves a "
-                    "checkpoint and exits. The defaults are tuned to learn Pong fast (README, 'Tuning'); "
-                    "--preset seed gives the seed's hyperparameters exactly.",
+                    "algorithm). Runs until --episodes, --max-steps or --max-minutes, or until Ctrl-C, "
+                    "which saves a checkpoint and exits. The defaults are tuned to learn Pong fast (README, "
+                    "'Learning Pong in an hour'); --preset seed gives the seed's hyperparameters exactly.",
         formatter_class=_HelpFormatter)
     run = p.add_argument_group("run")
     run.add_argument("--run-dir", help="where checkpoint.npz, state.json and metrics.csv go "

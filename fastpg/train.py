@@ -28,7 +28,7 @@ class Config:
     """Everything a run's result depends on (with the episode count).
 
     The defaults differ from the seed's in two settings, chosen by the learning runs in
-    docs/runs/ (README, "Tuning"): a 10x larger learning rate, and an update every 2 episodes
+    docs/runs/ (README, "Learning Pong in an hour"): a 10x larger learning rate, and an update every 2 episodes
     instead of every 10.
     """
 
@@ -115,17 +115,18 @@ def _resume_state(run_dir, overrides):
     return config, state, arrays
 
 
-def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None, max_minutes=None, workers=None,
-          backend="cython", checkpoint_every=100, progress_stream=None, ray_address=None):
+def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None, max_minutes=None,
+          workers=None, backend="cython", checkpoint_every=100, progress_stream=None, ray_address=None):
     """Train (or resume) the run in run_dir. Returns the final RunState.
 
     config_overrides: Config fields given by the user (None = default, or the
     checkpoint's value on resume). episodes: stop at this total episode count.
     max_steps: stop at the first batch boundary at or past this total of
     environment steps. max_minutes: likewise, past this much training time
-    (state.seconds, which counts the time before a resume). ray_address: play on Ray actors instead of local
-    processes ("local" starts Ray here, "auto" or "host:port" joins a
-    cluster); workers=None then means one actor per CPU of the cluster.
+    (state.seconds, which counts the time before a resume). ray_address:
+    play on Ray actors instead of local processes ("local" starts Ray here,
+    "auto" or "host:port" joins a cluster); workers=None then means one actor
+    per CPU of the cluster.
     """
     if workers is None and ray_address is None:
         workers = os.cpu_count() or 1
@@ -176,8 +177,8 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
         if pool.n_workers > config.batch_size:
             progress.message(f"note: at most {config.batch_size} of the {pool.n_workers} workers are busy at once, "
                              f"because a batch's {config.batch_size} episodes share one set of weights; "
-                             f"--batch-size {pool.n_workers} or more keeps them all busy (it changes the algorithm: "
-                             "README, 'Tuning')")
+                             f"--batch-size {pool.n_workers} or more keeps them all busy (it changes the "
+                             "algorithm: README, 'Learning Pong in an hour')")
         pool.W1[...] = arrays["W1"]
         pool.W2[...] = arrays["W2"]
         cache_W1 = np.asfortranarray(arrays["cache_W1"])

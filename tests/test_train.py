@@ -34,9 +34,9 @@ BATCH = 2
 EPISODES = 4
 TIMEOUT = 180  # seconds; a run that takes longer is hung, not slow
 ARRAYS = ("W1", "W2", "cache_W1", "cache_W2")
-TRAIN_OPTIONS = ("--run-dir", "--resume", "--episodes", "--max-steps", "--max-minutes", "--preset", "--seed", "--backend", "--workers",
-                 "--checkpoint-every", "--env", "--hidden", "--batch-size", "--learning-rate", "--gamma",
-                 "--decay-rate")
+TRAIN_OPTIONS = ("--run-dir", "--resume", "--episodes", "--max-steps", "--max-minutes", "--preset", "--seed",
+                 "--backend", "--workers", "--checkpoint-every", "--env", "--hidden", "--batch-size",
+                 "--learning-rate", "--gamma", "--decay-rate")
 
 
 # ---------------------------------------------------------------- helpers
@@ -470,7 +470,8 @@ RESUME_ERRORS = {
     "zero workers": (["--episodes", 6, "--workers", 0], ["--workers"]),
     "negative max steps": (["--max-steps", -1], ["--max-steps"]),
     "zero max minutes": (["--max-minutes", 0], ["--max-minutes"]),
-    "preset seed on a run with other settings": (["--preset", "seed", "--episodes", 10], ["--batch-size 10 (run has 2)"]),
+    "preset seed on a run with other settings": (["--preset", "seed", "--episodes", 10],
+                                                 ["--batch-size 10 (run has 2)"]),
     "zero checkpoint interval": (["--episodes", 6, "--checkpoint-every", 0], ["--checkpoint-every"]),
 }
 
