@@ -263,6 +263,16 @@ def test_preset_seed_is_the_seed_algorithm_and_explicit_options_win(runs):
     assert load_state(run_dir)["updates"] == 1  # one update per 10 episodes
 
 
+def test_cli_offers_every_preset():
+    """cli.py spells the --preset choices out (it must not import fastpg.train at start-up)."""
+    from fastpg.cli import build_parser
+    from fastpg.train import PRESETS
+
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    (preset,) = [action for action in train_parser._actions if "--preset" in action.option_strings]
+    assert sorted(preset.choices) == sorted(PRESETS)
+
+
 def test_preset_overrides():
     from fastpg.train import Config, TrainingError, preset_overrides
 
