@@ -1,0 +1,76 @@
+"""Learning curves (fastpg plot): reward against episodes, wall-clock time and env steps, read from metrics.csv."""
+import os
+
+import numpy as np
+
+from .output import VizError, _atomic_output, check_output, require
+
+
+def find_metrics(path):
+    """metrics.csv of a run given as its directory, its metrics.csv or its checkpoint.npz."""
+    if os.path.isdir(path):
+        return os.path.join(path, "metrics.csv")
+    if path.endswith(".npz"):
+        return os.path.join(os.path.dirname(path), "metrics.csv")
+    return path
+
+
+def read_curve(path):
+    """A run's metrics columns (see fastpg.metrics) as float64 arrays; raises VizError."""
+    from .. import metrics
+
+    csv_path = find_metrics(path)
+    if not os.path.isfile(csv_path):
+        raise VizError(f"no metrics.csv at {csv_path}")
+    try:
+        columns = metrics.read(csv_path)
+    except Exception as exc:  # truncated or foreign file: KeyError, ValueError, TypeError, csv.Error
+        raise VizError(f"cannot read {csv_path}: {type(exc).__name__}: {exc}") from None
+    if not columns["episode"]:
+        raise VizError(f"{csv_path} has no episodes yet")
+    return {name: np.asarray(values, dtype=np.float64) for name, values in columns.items()}
+
+
+def run_labels(paths):
+    """A legend label per run: its directory's name, or the path as given where names clash."""
+    names = []
+    for path in paths:
+        directory = os.path.dirname(os.path.abspath(find_metrics(path)))
+        names.append(os.path.basename(directory) or directory)
+    return [name if names.count(name) == 1 else os.path.normpath(path) for name, path in zip(names, paths)]
+
+
+def plot_curves(paths, output):
+    """Plot running and episode reward against episodes, wall-clock time and env steps; one colour a run."""
+    require("plot", "matplotlib")
+    check_output(output, (".png", ".svg", ".pdf"))
+    curves = [read_curve(path) for path in paths]
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import EngFormatter
+
+    fig = Figure(figsize=(15, 4.6), layout="constrained")
+    axes = fig.subplots(1, 3, sharey=True)
+    longest = max(curve["seconds"].max() for curve in curves)  # read_curve refuses empty runs
+    time_axis = ("seconds", 1 / 60, "wall-clock minutes") if longest <= 3 * 3600 else \
+        ("seconds", 1 / 3600, "wall-clock hours")  # minutes read more easily for runs of an hour or two
+    x_axes = (("episode", 1.0, "episodes"), time_axis, ("env_steps", 1.0, "environment steps"))
+    for ax, (column, factor, label) in zip(axes, x_axes):
+        for i, curve in enumerate(curves):
+            x = curve[column] * factor
+            ax.plot(x, curve["reward"], ".", color=f"C{i}", alpha=0.3, markersize=3.5, markeredgewidth=0,
+                    rasterized=True)
+            ax.plot(x, curve["running_reward"], color=f"C{i}", linewidth=1.8)
+        ax.set_xlabel(label)
+        ax.grid(True, alpha=0.3)
+    axes[2].xaxis.set_major_formatter(EngFormatter())
+    axes[0].set_ylabel("reward per episode (points won - lost)")
+    handles = [Line2D([], [], color=f"C{i}", linewidth=1.8, label=name)
+               for i, name in enumerate(run_labels(paths))]
+    handles += [Line2D([], [], color="0.3", linewidth=1.8, label="running reward (0.99 decay)"),
+                Line2D([], [], color="0.3", alpha=0.5, marker=".", linestyle="", label="episode reward")]
+    axes[0].legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.85)
+    fig.suptitle("fastpg learning curves")
+    with _atomic_output(output) as tmp:
+        fig.savefig(tmp, format=os.path.splitext(output)[1][1:].lower(), dpi=100)
+

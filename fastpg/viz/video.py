@@ -1,0 +1,138 @@
+"""The agent playing (fastpg video): each frame shows the game, the difference frame the policy saw, P(up), score."""
+import importlib.util
+
+import numpy as np
+
+from .output import MissingDependency, _atomic_output, check_output, require
+from .weights import UP_RGB
+from .writers import _GifWriter, _Mp4Writer
+
+FRAME_HEIGHT, FRAME_WIDTH = 210, 160
+EMULATOR_FPS = 60  # Atari frames a second; an agent step lasts the env's frameskip of them
+VIDEO_EXTENSIONS = (".gif", ".mp4")
+BACKGROUND = (24, 24, 24)
+TEXT = (235, 235, 235)
+DOWN_TEXT = (200, 140, 220)  # DOWN_RGB, lighter to read on the dark panel
+
+
+def check_video_output(path):
+    """check_output for a video, plus the ffmpeg plugin that .mp4 needs."""
+    require("video", "PIL", "imageio")
+    extension = check_output(path, VIDEO_EXTENSIONS)
+    if extension == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
+        raise MissingDependency("writing .mp4 needs imageio-ffmpeg, which is not installed: "
+                                "pip install imageio-ffmpeg (or write a .gif)")
+    return extension
+
+
+class FrameRenderer:
+    """Composes one video frame: the game, the 80x80 difference frame the policy saw, P(up), score.
+
+    scale is the integer zoom of the game (the difference frame gets 2*scale,
+    so both halves are equally wide). Output is uint8 (210*scale, 320*scale, 3).
+    """
+
+    def __init__(self, scale=2):
+        from PIL import ImageFont
+
+        self.scale = scale
+        self.width = 2 * FRAME_WIDTH * scale
+        self.height = FRAME_HEIGHT * scale
+        self.panel_x = FRAME_WIDTH * scale
+        self.diff_top = 12 * scale
+        self.diff_size = 80 * 2 * scale
+        try:
+            self.font = ImageFont.load_default(size=6 * scale + 1)
+        except TypeError:  # Pillow < 10.1: a fixed bitmap font
+            self.font = ImageFont.load_default()
+        self._diff_levels = np.array([0, 128, 255], dtype=np.uint8)  # -1, 0, +1
+
+    def render(self, frame, diff, p_up, action_up, points_for, points_against, step):
+        from PIL import Image, ImageDraw
+
+        s = self.scale
+        canvas = np.empty((self.height, self.width, 3), dtype=np.uint8)
+        canvas[:] = BACKGROUND
+        canvas[:, :self.panel_x] = frame.repeat(s, axis=0).repeat(s, axis=1)
+        grey = self._diff_levels[diff.reshape(80, 80).astype(np.int8) + 1]
+        zoom = 2 * s
+        top, left = self.diff_top, self.panel_x
+        canvas[top:top + self.diff_size, left:left + self.diff_size] = (
+            grey.repeat(zoom, axis=0).repeat(zoom, axis=1)[:, :, None])
+
+        image = Image.fromarray(canvas)
+        draw = ImageDraw.Draw(image)
+        draw.fontmode = "1"  # no anti-aliasing: a handful of exact colours keeps the GIF small
+        draw.text((left + 3 * s, 2 * s), "what the policy sees: 80x80 difference", font=self.font, fill=TEXT)
+        y = top + self.diff_size + 3 * s
+        bar_left, bar_right = left + 3 * s, left + self.diff_size - 3 * s
+        label = f"P(up) {p_up:.2f}  {'UP' if action_up else 'DOWN'}"
+        draw.text((bar_left, y), label, font=self.font, fill=UP_RGB if action_up else DOWN_TEXT)
+        y += 9 * s
+        bar_height = 5 * s
+        draw.rectangle((bar_left, y, bar_right, y + bar_height), outline=TEXT, fill=(60, 60, 60))
+        filled = bar_left + round((bar_right - bar_left) * p_up)
+        if filled > bar_left:
+            draw.rectangle((bar_left, y, filled, y + bar_height), fill=UP_RGB)
+        middle = (bar_left + bar_right) // 2
+        draw.line((middle, y - s, middle, y + bar_height + s), fill=TEXT, width=1)
+        y += bar_height + 3 * s
+        draw.text((bar_left, y), f"agent {points_for} : {points_against} cpu   step {step}",
+                  font=self.font, fill=TEXT)
+        return np.asarray(image)
+
+
+
+def record_video(W1, W2, env_id, output, seed=0, greedy=False, max_frames=None, every=2, fps=None,
+                 scale=2, on_frame=None):
+    """Play game 0 of ``seed`` (see fastpg.evaluate) and write it as a GIF or MP4.
+
+    One video frame per ``every`` agent steps, at most ``max_frames`` of them
+    (default: the whole game). fps defaults to real time.
+    Returns (GameResult, frames written).
+    """
+    from .. import kernels
+    from ..env import UP, _atari_spec
+    from ..evaluate import make_player, play_game
+
+    extension = check_video_output(output)
+    if every < 1:
+        raise ValueError(f"--every must be at least 1, got {every}")
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"--max-frames must be at least 1, got {max_frames}")
+    if scale < 1:
+        raise ValueError(f"--scale must be at least 1, got {scale}")
+    if fps is None:
+        frameskip = _atari_spec(env_id).get("frameskip", 4)
+        mean_frameskip = frameskip if isinstance(frameskip, int) else (frameskip[0] + frameskip[1] - 1) / 2
+        fps = EMULATOR_FPS / mean_frameskip / every
+    if not fps > 0:
+        raise ValueError(f"--fps must be positive, got {fps}")
+    game, stepper = make_player(W1, W2, env_id)
+    renderer = FrameRenderer(scale)
+    state = {"previous": None, "step": 0, "written": 0}
+
+    def on_step(frame, stepper, action, points_for, points_against):
+        current = kernels.preprocess(frame)
+        previous = state["previous"]
+        diff = np.zeros_like(current) if previous is None else current - previous
+        state["previous"] = current
+        if state["step"] % every == 0:
+            writer.write(renderer.render(frame, diff, stepper.p, action == UP, points_for, points_against,
+                                         state["step"]))
+            state["written"] += 1
+            if on_frame is not None:
+                on_frame()
+        state["step"] += 1
+
+    max_steps = None if max_frames is None else max_frames * every
+    with _atomic_output(output) as tmp:
+        if extension == ".gif":  # GIF delays are in 1/100 s, and viewers slow anything under 2/100 s
+            writer = _GifWriter(tmp, 10 * max(2, round(100 / fps)))
+        else:
+            writer = _Mp4Writer(tmp, fps)
+        try:
+            result = play_game(game, stepper, seed, 0, greedy=greedy, max_steps=max_steps, on_step=on_step)
+        finally:
+            writer.close()
+    return result, state["written"]
