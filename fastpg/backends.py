@@ -9,17 +9,20 @@ on the backend beyond float rounding.
 import numpy as np
 
 from . import reference
-from .env import DOWN, UP
-
-N_PIXELS = 80 * 80
+from .constants import DOWN, N_PIXELS, UP
 BACKWARD_CHUNK = 256  # steps densified at a time by the numpy backward
 
 
 class NumpyStepper:
-    """The reference twin of kernels.PolicyStepper: same interface, same episode format."""
+    """The reference twin of kernels.PolicyStepper: same interface, same episode format.
+
+    ``p`` is P(up) and ``nnz`` the number of non-zero pixels of the last step's difference frame.
+    """
 
     def __init__(self, W1, W2):
         self.W1, self.W2 = W1, W2
+        self.p = 0.0
+        self.nnz = 0
         self.reset()
 
     def reset(self):
@@ -37,6 +40,7 @@ class NumpyStepper:
         p, _ = reference.policy_forward(self.W1, self.W2, x)
         action = UP if u < p else DOWN
         nonzero = np.flatnonzero(x)
+        self.p, self.nnz = p, len(nonzero)
         self._indices.append(nonzero.astype(np.int16))
         self._signs.append(x[nonzero].astype(np.int8))
         self._dlogp.append((1.0 if action == UP else 0.0) - p)
@@ -78,11 +82,12 @@ def numpy_sparse_backward(W1, W2, indices, signs, offsets, weighted_dlogp, dW1, 
 
 
 class Backend:
-    """The kernels one run uses: a stepper class and the learner's three functions."""
+    """The kernels one run uses: a stepper class, the learner's three functions, and preprocess (for video)."""
 
-    def __init__(self, name, stepper, discount_rewards, sparse_backward, rmsprop_update):
+    def __init__(self, name, stepper, discount_rewards, sparse_backward, rmsprop_update, preprocess):
         self.name = name
         self.stepper = stepper
+        self.preprocess = preprocess
         self.discount_rewards = discount_rewards
         self.sparse_backward = sparse_backward
         self.rmsprop_update = rmsprop_update
@@ -96,8 +101,8 @@ def get_backend(name):
         from . import kernels
 
         return Backend(name, kernels.PolicyStepper, kernels.discount_rewards,
-                       kernels.sparse_backward, kernels.rmsprop_update)
+                       kernels.sparse_backward, kernels.rmsprop_update, kernels.preprocess)
     if name == "numpy":
         return Backend(name, NumpyStepper, reference.discount_rewards,
-                       numpy_sparse_backward, reference.rmsprop_update)
+                       numpy_sparse_backward, reference.rmsprop_update, reference.preprocess)
     raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")

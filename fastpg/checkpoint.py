@@ -1,4 +1,4 @@
-"""Checkpoints: weights and RMSProp caches in ``checkpoint.npz``, run state in ``state.json``.
+"""Checkpoints: the run's named arrays in ``checkpoint.npz``, run state in ``state.json``.
 
 Writes are atomic (temporary file, fsync, rename), so a crash at any moment
 leaves the last good checkpoint readable. The npz also carries the state as
@@ -11,11 +11,14 @@ import os
 
 import numpy as np
 
+from .constants import N_PIXELS
+
 CHECKPOINT = "checkpoint.npz"
 STATE = "state.json"
-FORMAT = "fastpg-checkpoint-1"
-ARRAYS = ("W1", "W2", "cache_W1", "cache_W2")
-N_PIXELS = 80 * 80
+FORMAT = "fastpg-checkpoint-2"  # the state lists its arrays (name -> shape)
+# Format 1 (fastpg 0.1 before the algorithm interface): always these four arrays, shapes set by the hidden size.
+FORMAT_1 = "fastpg-checkpoint-1"
+FORMAT_1_ARRAYS = ("W1", "W2", "cache_W1", "cache_W2")
 
 
 class CheckpointError(Exception):
@@ -44,11 +47,12 @@ def _write_atomically(path, write):
 
 
 def save(run_dir, arrays, state):
-    """Write arrays (W1, W2, cache_W1, cache_W2) and the state dict atomically."""
-    state = dict(state, format=FORMAT)
+    """Write the named float64 arrays and the state dict (JSON-ready) atomically."""
+    state = dict(state, format=FORMAT, arrays={name: list(array.shape) for name, array in arrays.items()})
     text = json.dumps(state, indent=2, sort_keys=True)
-    payload = {name: arrays[name] for name in ARRAYS}
-    payload["state"] = np.array(text)
+    if "state" in arrays:
+        raise ValueError("'state' is reserved for the run state; name the array otherwise")
+    payload = dict(arrays, state=np.array(text))
     _write_atomically(os.path.join(run_dir, CHECKPOINT), lambda f: np.savez(f, **payload))
     _write_atomically(os.path.join(run_dir, STATE), lambda f: f.write((text + "\n").encode()))
 
@@ -56,7 +60,9 @@ def save(run_dir, arrays, state):
 def load(path):
     """Read a checkpoint (a run directory or a checkpoint.npz) -> (arrays, state).
 
-    Never unpickles. Raises CheckpointError with a one-line reason.
+    Reads both formats; a format-1 state comes back with the ``arrays`` entry
+    that format 2 records. Never unpickles. Raises CheckpointError with a
+    one-line reason.
     """
     if os.path.isdir(path):
         path = os.path.join(path, CHECKPOINT)
@@ -64,11 +70,14 @@ def load(path):
         raise CheckpointError(f"no checkpoint at {path}")
     try:
         with np.load(path, allow_pickle=False) as data:
-            missing = [name for name in (*ARRAYS, "state") if name not in data.files]
+            if "state" not in data.files:
+                raise CheckpointError(f"{path} is not a fastpg checkpoint (missing state)")
+            state = json.loads(str(data["state"]))
+            names = _array_names(path, state)
+            missing = [name for name in names if name not in data.files]
             if missing:
                 raise CheckpointError(f"{path} is not a fastpg checkpoint (missing {', '.join(missing)})")
-            arrays = {name: data[name] for name in ARRAYS}
-            state = json.loads(str(data["state"]))
+            arrays = {name: data[name] for name in names}
     except CheckpointError:
         raise
     except Exception as exc:  # a truncated or foreign file: zipfile, ValueError, JSON errors...
@@ -77,24 +86,46 @@ def load(path):
     return arrays, state
 
 
-def _check(path, arrays, state):
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} has an unknown format (expected {FORMAT})")
+def _array_names(path, state):
+    """The arrays a state says its checkpoint holds; a format-1 state gains its ``arrays`` entry."""
+    if not isinstance(state, dict) or state.get("format") not in (FORMAT, FORMAT_1):
+        raise CheckpointError(f"{path} has an unknown format (expected {FORMAT} or {FORMAT_1})")
     try:
-        n_hidden = int(state["config"]["hidden"])
+        if state["format"] == FORMAT_1:
+            n_hidden = int(state["config"]["hidden"])
+            shapes = {"W1": [n_hidden, N_PIXELS], "W2": [n_hidden]}
+            state["arrays"] = {**shapes, **{f"cache_{name}": shape for name, shape in shapes.items()}}
+        if not isinstance(state["arrays"], dict):
+            raise TypeError
+        return [str(name) for name in state["arrays"]]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise CheckpointError(f"{path} has an incomplete state record") from None
+
+
+def _check(path, arrays, state):
+    try:
         for key in ("episodes", "env_steps", "seconds"):
             state[key] + 0
+        state["config"]["hidden"] + 0
     except (KeyError, TypeError, ValueError):
         raise CheckpointError(f"{path} has an incomplete state record") from None
-    expected = {"W1": (n_hidden, N_PIXELS), "W2": (n_hidden,),
-                "cache_W1": (n_hidden, N_PIXELS), "cache_W2": (n_hidden,)}
-    for name, shape in expected.items():
+    for name, shape in state["arrays"].items():
         array = arrays[name]
-        if array.dtype != np.float64 or array.shape != shape:
+        if array.dtype != np.float64 or list(array.shape) != list(shape):
             raise CheckpointError(
-                f"{path}: {name} is {array.dtype} {array.shape}, expected float64 {shape}")
+                f"{path}: {name} is {array.dtype} {array.shape}, expected float64 {tuple(shape)}")
         if not np.all(np.isfinite(array)):
             raise CheckpointError(f"{path}: {name} holds NaN or infinite values")
     running = state.get("running_reward")
     if running is not None and not math.isfinite(running):
         raise CheckpointError(f"{path}: running_reward is not finite")
+
+
+def check_fits(path, arrays, expected):
+    """Raise CheckpointError unless arrays has exactly the expected names and shapes (name -> ArraySpec)."""
+    if set(arrays) != set(expected):
+        raise CheckpointError(f"{path}: holds arrays {', '.join(sorted(arrays))}; this run needs "
+                              f"{', '.join(sorted(expected))}")
+    for name, spec in expected.items():
+        if arrays[name].shape != tuple(spec.shape):
+            raise CheckpointError(f"{path}: {name} is {arrays[name].shape}, this run needs {tuple(spec.shape)}")

@@ -1,5 +1,6 @@
 """The ``fastpg`` command line."""
 import argparse
+import dataclasses
 import datetime
 import functools
 import json
@@ -7,6 +8,8 @@ import os
 import sys
 
 from . import __version__
+from .algorithm import ALGORITHMS as ALGORITHM_NAMES
+from .backends import BACKENDS
 
 
 def default_workers():
@@ -49,35 +52,34 @@ def _add_train_parser(subparsers):
                      help="play on Ray actors: with no ADDRESS or 'local', start Ray on this machine; "
                           "'auto' or HOST:PORT joins a cluster started with `ray start` "
                           '(needs the extra: pip install "fastpg[ray]")')
-    run.add_argument("--backend", choices=("cython", "numpy"), default="cython",
+    run.add_argument("--backend", choices=BACKENDS, default="cython",
                      help="compiled kernels, or the pure-numpy reference (same results, slower)")
     run.add_argument("--checkpoint-every", type=int, default=100,
                      help="episodes between checkpoints (taken at batch boundaries; also on exit)")
+    from .config import DEFAULTS, PRESETS, describe_preset, option_name, setting_help
+
     algo = p.add_argument_group("algorithm (fixed for a run; options given explicitly override --preset)")
-    algo.add_argument("--preset", choices=("seed",),  # train.PRESETS, not imported here to keep start-up fast
-                      help="'seed': the seed post's hyperparameters (--batch-size 10 --learning-rate 1e-4) "
-                           "(default: fastpg's tuned defaults)")
-    algo.add_argument("--env", help="gymnasium Atari id (default ALE/Pong-v5; Pong-v0 is the seed's)")
-    algo.add_argument("--seed", type=int, help="the run's seed (default 0)")
-    algo.add_argument("--hidden", type=int, help="hidden units (default 200)")
-    algo.add_argument("--batch-size", type=int, help="episodes per RMSProp update (default 2; the seed's is 10)")
-    algo.add_argument("--learning-rate", type=float, help="RMSProp step size (default 1e-3; the seed's is 1e-4)")
-    algo.add_argument("--gamma", type=float, help="reward discount (default 0.99)")
-    algo.add_argument("--decay-rate", type=float, help="RMSProp decay (default 0.99)")
+    algo.add_argument("--preset", choices=sorted(PRESETS),
+                      help="; ".join(f"'{name}': {describe_preset(name)}" for name in sorted(PRESETS))
+                           + " (default: fastpg's tuned defaults)")
+    for field in dataclasses.fields(DEFAULTS):
+        choices = sorted(ALGORITHM_NAMES) if field.name == "algo" else None
+        algo.add_argument(option_name(field.name), type=type(field.default), choices=choices,
+                          metavar=field.metadata["metavar"], help=setting_help(field))
     p.set_defaults(func=_run_train)
 
 
 def _run_train(args):
     from .checkpoint import CheckpointError
     from .env import EnvError
+    from .config import DEFAULTS
     from .train import TrainingError, preset_overrides, train
 
     if args.resume and not args.run_dir:
         raise TrainingError("--resume needs --run-dir")
     run_dir = args.run_dir or os.path.join("runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
-    overrides = preset_overrides(args.preset, {
-        "env": args.env, "seed": args.seed, "hidden": args.hidden, "batch_size": args.batch_size,
-        "learning_rate": args.learning_rate, "gamma": args.gamma, "decay_rate": args.decay_rate})
+    overrides = preset_overrides(args.preset, {field.name: getattr(args, field.name)
+                                               for field in dataclasses.fields(DEFAULTS)})
     workers = args.workers
     if workers is None and args.ray is None:
         workers = default_workers()
@@ -109,11 +111,15 @@ def _one_line_errors(run):
 
 
 def _load_run(path):
-    """(arrays, state, env_id) of the checkpoint in a run directory or checkpoint.npz."""
-    from .checkpoint import load
+    """(params, spec, state, env_id) of the checkpoint in a run directory or checkpoint.npz."""
+    from .checkpoint import check_fits, load
+    from .policy import PolicySpec
 
     arrays, state = load(path)
-    return arrays, state, state["config"].get("env", "ALE/Pong-v5")
+    spec = PolicySpec(hidden=int(state["config"]["hidden"]))
+    params = {name: arrays[name] for name in spec.parameters() if name in arrays}
+    check_fits(path, params, spec.parameters())
+    return params, spec, state, state["config"].get("env", "ALE/Pong-v5")
 
 
 def _progress_bar(total, unit):
@@ -146,7 +152,7 @@ def _add_eval_parser(subparsers):
 def _run_eval(args):
     from .evaluate import evaluate, format_summary, summarize
 
-    arrays, state, env_id = _load_run(args.run)
+    params, spec, state, env_id = _load_run(args.run)
     if not 0 <= args.seed < 2**63:
         raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
     bar = _progress_bar(args.games, "game")
@@ -156,8 +162,9 @@ def _run_eval(args):
         bar.set_postfix_str(f"last {result.points_for}:{result.points_against}", refresh=False)
 
     try:
-        results = evaluate(arrays["W1"], arrays["W2"], env_id, args.games, seed=args.seed,
-                           greedy=args.greedy, workers=args.workers, on_result=on_result)
+        results = evaluate(params, spec, env_id, args.games, seed=args.seed, greedy=args.greedy,
+                           workers=args.workers, on_result=on_result,
+                           on_warning=lambda text: bar.write(f"fastpg eval: {text}", file=sys.stderr))
     except KeyboardInterrupt:
         bar.close()
         print("fastpg eval: interrupted", file=sys.stderr)
@@ -199,12 +206,12 @@ def _run_video(args):
     from .viz import check_video_output, record_video
 
     check_video_output(args.output)
-    arrays, state, env_id = _load_run(args.run)
+    params, spec, state, env_id = _load_run(args.run)
     if not 0 <= args.seed < 2**63:
         raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
     bar = _progress_bar(args.max_frames, "frame")
     try:
-        result, frames = record_video(arrays["W1"], arrays["W2"], env_id, args.output, seed=args.seed,
+        result, frames = record_video(params, spec, env_id, args.output, seed=args.seed,
                                       greedy=args.greedy, max_frames=args.max_frames, every=args.every,
                                       fps=args.fps, scale=args.scale, on_frame=lambda: bar.update(1))
     except KeyboardInterrupt:
@@ -260,13 +267,13 @@ def _run_weights(args):
 
     if args.neurons < 1:
         raise ValueError(f"--neurons must be at least 1, got {args.neurons}")
-    arrays, state, env_id = _load_run(args.run)
+    params, spec, state, env_id = _load_run(args.run)
     w2_output = args.w2_output or default_w2_output(args.output)
     title = f"{os.path.basename(os.path.normpath(args.run))} after {state['episodes']:,} episodes"
-    W1, what = arrays["W1"], "W1"
+    W1, what = params["W1"], "W1"
     if args.minus_init:
         W1, what = change_since_init(W1, state["config"]), "W1 - initial W1"
-    plot_weights(W1, arrays["W2"], args.output, w2_output, neurons=args.neurons, title=title, what=what)
+    plot_weights(W1, params["W2"], args.output, w2_output, neurons=args.neurons, title=title, what=what)
     print(f"wrote {args.output} and {w2_output}")
     return 0
 
@@ -285,11 +292,14 @@ def build_parser():
 
 
 def main(argv=None):
-    from .train import TrainingError
+    from .train import DivergedError, TrainingError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except DivergedError as exc:  # not a usage mistake: the run itself went wrong
+        print(f"fastpg {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except (TrainingError, CommandError, ValueError) as exc:
         print(f"fastpg {args.command}: error: {exc}", file=sys.stderr)
         return 2

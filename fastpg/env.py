@@ -10,15 +10,15 @@ that re-seeding ALE's own generator needs.
 """
 import numpy as np
 
-UP, DOWN = 2, 3  # indices into the game's minimal action set, as in gymnasium
-FRAME_SHAPE = (210, 160, 3)
+from .constants import FRAME_SHAPE
 
 
 class EnvError(ValueError):
     """An environment id that fastpg cannot play."""
 
 
-def _atari_spec(env_id):
+def atari_settings(env_id):
+    """The gymnasium registration kwargs of an ALE id (game, frameskip, sticky actions...); raises EnvError."""
     import ale_py
     import gymnasium
 
@@ -45,7 +45,7 @@ class AtariGame:
     def __init__(self, env_id="ALE/Pong-v5"):
         from ale_py import ALEInterface, LoggerMode, roms
 
-        kwargs = _atari_spec(env_id)
+        kwargs = atari_settings(env_id)
         self.env_id = env_id
         frameskip = kwargs.get("frameskip", 4)
         if isinstance(frameskip, int):

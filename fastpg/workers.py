@@ -1,13 +1,13 @@
-"""Worker processes that play a batch's episodes in parallel.
+"""Worker processes on this machine that play episodes in parallel, for training and eval.
 
 Every episode of a batch is played with the same weights, so the episodes can
-run at once: this is the seed algorithm, not an approximation. The weights
-live in shared memory that the learner updates in place between batches;
-workers send back sparse episodes (about 100 bytes a step). Episodes are
-handed back in index order whatever order they finish in, and an episode
-whose worker dies is replayed, with the same seed, on a fresh worker.
+run at once: this is the seed algorithm, not an approximation. The policy's
+parameters live in shared memory that the learner updates in place between
+batches; workers send back sparse episodes (about 100 bytes a step).
+:class:`WorkerPool` is the :mod:`fastpg.scheduler` over
+:class:`ProcessTransport`, so tasks come back in order and a task whose
+worker dies is replayed with the same seed on a fresh worker.
 """
-import collections
 import contextlib
 import multiprocessing as mp
 import os
@@ -17,38 +17,25 @@ from multiprocessing.connection import wait
 
 import numpy as np
 
-N_PIXELS = 80 * 80
-POLL_SECONDS = 0.2  # how often a waiting pool checks should_stop
-MAX_REPLAYS = 3  # an episode whose workers keep dying is a bug, not bad luck
+from .scheduler import Done, Failed, Lost, Scheduler, WorkerLost
+
 SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+STOP_SECONDS = 2.0  # how long a worker told to stop may take before it is killed
 
 
-class WorkerError(RuntimeError):
-    """A worker raised, or kept dying on the same episode."""
+def shared_arrays(buffers, spec):
+    """numpy views (name -> array) of shared buffers laid out as spec's parameters declare."""
+    return {name: np.frombuffer(buffers[name], dtype=np.float64).reshape(array.shape, order=array.order)
+            for name, array in spec.parameters().items()}
 
 
-class StopRequested(Exception):
-    """should_stop() turned true while the pool waited."""
-
-
-def shared_weights(W1_buffer, W2_buffer, n_hidden):
-    """numpy views of the shared weights: W1 (H, 6400) Fortran-ordered, W2 (H,)."""
-    W1 = np.frombuffer(W1_buffer, dtype=np.float64).reshape((n_hidden, N_PIXELS), order="F")
-    W2 = np.frombuffer(W2_buffer, dtype=np.float64)
-    return W1, W2
-
-
-def worker_main(conn, W1_buffer, W2_buffer, n_hidden, env_id, backend_name, run_seed):
-    """Play the episode indices received on conn until told to stop (None) or orphaned."""
+def worker_main(conn, buffers, settings):
+    """Play the task indices received on conn until told to stop (None) or orphaned."""
     # Ctrl-C reaches the whole process group; the parent decides when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # already inherited; kept explicit
-    from .backends import get_backend
-    from .env import AtariGame
-    from .rollout import play_episode
+    from .rollout import Player
 
-    W1, W2 = shared_weights(W1_buffer, W2_buffer, n_hidden)
-    stepper = get_backend(backend_name).stepper(W1, W2)
-    game = AtariGame(env_id)
+    player = Player(settings, shared_arrays(buffers, settings.spec))
     while True:
         try:
             index = conn.recv()
@@ -57,11 +44,11 @@ def worker_main(conn, W1_buffer, W2_buffer, n_hidden, env_id, backend_name, run_
         if index is None:
             return
         try:
-            episode = play_episode(game, stepper, run_seed, index)
+            result = player.play(index)
         except Exception:
-            conn.send(("error", index, traceback.format_exc()))
+            conn.send(("failed", traceback.format_exc()))
             return
-        conn.send(("episode", index, episode))
+        conn.send(("done", result))
 
 
 @contextlib.contextmanager
@@ -105,124 +92,92 @@ def _sigint_ignored_by_child():
             os.kill(os.getpid(), signal.SIGINT)
 
 
-class _Worker:
+class _Process:
     def __init__(self, process, conn):
         self.process = process
         self.conn = conn
-        self.task = None  # the episode index it is playing
 
 
-class WorkerPool:
-    """n_workers processes sharing W1/W2 (the attributes ``W1``, ``W2``)."""
+class ProcessTransport:
+    """Spawned processes that share the parameters' memory; a pipe each carries tasks and results."""
 
-    def __init__(self, n_workers, n_hidden, env_id, backend_name, run_seed, on_warning=print):
-        if n_workers < 1:
-            raise ValueError(f"n_workers must be at least 1, got {n_workers}")
+    starts_ready = True
+
+    def __init__(self, buffers, settings):
         self._ctx = mp.get_context("spawn")
-        self._W1_buffer = self._ctx.RawArray("d", n_hidden * N_PIXELS)
-        self._W2_buffer = self._ctx.RawArray("d", n_hidden)
-        self.W1, self.W2 = shared_weights(self._W1_buffer, self._W2_buffer, n_hidden)
-        self._args = (self._W1_buffer, self._W2_buffer, n_hidden, env_id, backend_name, run_seed)
-        self._on_warning = on_warning
-        self.replays = 0
-        self._workers = []
-        for _ in range(n_workers):
-            self._workers.append(self._start_worker())
+        self._args = (buffers, settings)
 
-    @property
-    def n_workers(self):
-        return len(self._workers)
-
-    def _start_worker(self):
+    def start(self):
         parent_conn, child_conn = self._ctx.Pipe()
         process = self._ctx.Process(target=worker_main, args=(child_conn, *self._args), daemon=True)
         with single_threaded_blas_children(), _sigint_ignored_by_child():
             process.start()
         child_conn.close()
-        return _Worker(process, parent_conn)
+        return _Process(process, parent_conn)
+
+    def begin(self):
+        pass  # the parameters are already in shared memory
+
+    def send(self, handle, task):
+        try:
+            handle.conn.send(task)
+        except (BrokenPipeError, OSError):
+            raise WorkerLost(self._exit(handle)) from None
+
+    def wait(self, handles, timeout):
+        ready = wait([h.conn for h in handles] + [h.process.sentinel for h in handles], timeout=timeout)
+        events = []
+        for handle in handles:
+            if handle.conn in ready or handle.process.sentinel in ready:
+                try:
+                    kind, payload = handle.conn.recv()
+                except (EOFError, OSError):
+                    events.append((handle, Lost(self._exit(handle))))
+                    continue
+                events.append((handle, Done(payload) if kind == "done" else Failed(payload)))
+        return events
+
+    @staticmethod
+    def _exit(handle):
+        handle.process.join(timeout=1.0)
+        return f"exit code {handle.process.exitcode}"
+
+    def name(self, handle):
+        return f"worker {handle.process.pid}"
+
+    def stop(self, handles):
+        for handle in handles:
+            try:
+                handle.conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        for handle in handles:
+            handle.process.join(timeout=STOP_SECONDS)
+            if handle.process.is_alive():
+                handle.process.kill()
+                handle.process.join()
+            handle.conn.close()
+
+    def close(self):
+        pass
+
+
+class WorkerPool(Scheduler):
+    """n_workers local processes playing with shared parameters (the dict ``params``).
+
+    settings: a :class:`fastpg.rollout.PlayerSettings`. ``play(indices,
+    should_stop)`` yields the episodes (or, without ``settings.record``,
+    their rewards) in index order.
+    """
+
+    def __init__(self, n_workers, settings, on_warning=print, task_name="episode"):
+        ctx = mp.get_context("spawn")
+        buffers = {name: ctx.RawArray("d", array.size) for name, array in settings.spec.parameters().items()}
+        self.params = shared_arrays(buffers, settings.spec)
+        super().__init__(ProcessTransport(buffers, settings), n_workers, on_warning, task_name)
+
+    play = Scheduler.run
 
     @property
     def pids(self):
-        return [worker.process.pid for worker in self._workers]
-
-    def play(self, indices, should_stop=lambda: False):
-        """Play the given episode indices; yield the episodes in index order.
-
-        Raises StopRequested (at once, abandoning the batch) when should_stop()
-        is true, and WorkerError when a worker fails.
-        """
-        pending = collections.deque(indices)
-        order = list(indices)
-        finished = {}
-        attempts = collections.Counter()
-        next_position = 0
-        while next_position < len(order):
-            for worker in self._workers:
-                if worker.task is None and pending:
-                    self._assign(worker, pending, attempts)
-            busy = [w for w in self._workers if w.task is not None]
-            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=POLL_SECONDS)
-            for worker in busy:
-                if worker.conn in ready or worker.process.sentinel in ready:
-                    self._collect(worker, finished, pending, attempts)
-            if should_stop():
-                raise StopRequested
-            while next_position < len(order) and order[next_position] in finished:
-                yield finished.pop(order[next_position])
-                next_position += 1
-
-    def _assign(self, worker, pending, attempts):
-        worker.task = pending.popleft()
-        attempts[worker.task] += 1
-        try:
-            worker.conn.send(worker.task)
-        except (BrokenPipeError, OSError):
-            self._replace(worker, pending, attempts)  # died while idle
-
-    def _collect(self, worker, finished, pending, attempts):
-        try:
-            kind, index, payload = worker.conn.recv()
-        except (EOFError, OSError):
-            self._replace(worker, pending, attempts)
-            return
-        worker.task = None
-        if kind == "error":
-            raise WorkerError(f"a worker failed while playing episode {index}:\n{payload}")
-        finished[index] = payload
-
-    def _replace(self, worker, pending, attempts):
-        """worker died mid-episode: start another and put its episode back in front."""
-        index = worker.task
-        worker.process.join(timeout=1.0)
-        exit_code = worker.process.exitcode
-        if attempts[index] >= MAX_REPLAYS:
-            raise WorkerError(f"episode {index} killed its worker {attempts[index]} times (exit code {exit_code})")
-        self._on_warning(
-            f"worker {worker.process.pid} died (exit code {exit_code}) while playing episode {index}; "
-            "replaying it with the same seed on a new worker"
-        )
-        self.replays += 1
-        worker.conn.close()
-        position = self._workers.index(worker)
-        self._workers[position] = self._start_worker()
-        pending.appendleft(index)
-
-    def close(self):
-        for worker in self._workers:
-            try:
-                worker.conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
-        for worker in self._workers:
-            worker.process.join(timeout=2.0)
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join()
-            worker.conn.close()
-        self._workers = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        return [handle.process.pid for handle in self.handles]

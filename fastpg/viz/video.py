@@ -83,17 +83,20 @@ class FrameRenderer:
 
 
 
-def record_video(W1, W2, env_id, output, seed=0, greedy=False, max_frames=None, every=2, fps=None,
-                 scale=2, on_frame=None):
-    """Play game 0 of ``seed`` (see fastpg.evaluate) and write it as a GIF or MP4.
+def record_video(params, spec, env_id, output, seed=0, greedy=False, max_frames=None, every=2, fps=None,
+                 scale=2, on_frame=None, backend="cython"):
+    """Play game 0 of ``seed`` (see fastpg.evaluate) with the policy ``spec`` and its ``params``,
+    and write it as a GIF or MP4.
 
     One video frame per ``every`` agent steps, at most ``max_frames`` of them
     (default: the whole game). fps defaults to real time.
     Returns (GameResult, frames written).
     """
-    from .. import kernels
-    from ..env import UP, _atari_spec
-    from ..evaluate import make_player, play_game
+    from ..backends import get_backend
+    from ..constants import UP
+    from ..env import atari_settings
+    from ..evaluate import GameResult
+    from ..rollout import Player, PlayerSettings
 
     extension = check_video_output(output)
     if every < 1:
@@ -103,17 +106,18 @@ def record_video(W1, W2, env_id, output, seed=0, greedy=False, max_frames=None, 
     if scale < 1:
         raise ValueError(f"--scale must be at least 1, got {scale}")
     if fps is None:
-        frameskip = _atari_spec(env_id).get("frameskip", 4)
+        frameskip = atari_settings(env_id).get("frameskip", 4)
         mean_frameskip = frameskip if isinstance(frameskip, int) else (frameskip[0] + frameskip[1] - 1) / 2
         fps = EMULATOR_FPS / mean_frameskip / every
     if not fps > 0:
         raise ValueError(f"--fps must be positive, got {fps}")
-    game, stepper = make_player(W1, W2, env_id)
+    player = Player(PlayerSettings(spec, env_id, backend=backend, seed=seed, greedy=greedy, record=False), params)
+    preprocess = get_backend(backend).preprocess
     renderer = FrameRenderer(scale)
     state = {"previous": None, "step": 0, "written": 0}
 
     def on_step(frame, stepper, action, points_for, points_against):
-        current = kernels.preprocess(frame)
+        current = preprocess(frame)
         previous = state["previous"]
         diff = np.zeros_like(current) if previous is None else current - previous
         state["previous"] = current
@@ -132,7 +136,7 @@ def record_video(W1, W2, env_id, output, seed=0, greedy=False, max_frames=None, 
         else:
             writer = _Mp4Writer(tmp, fps)
         try:
-            result = play_game(game, stepper, seed, 0, greedy=greedy, max_steps=max_steps, on_step=on_step)
+            result = GameResult.of(player.play(0, max_steps=max_steps, on_step=on_step))
         finally:
             writer.close()
     return result, state["written"]

@@ -22,9 +22,9 @@ def change_since_init(W1, config):
     gradient, so their weights must still equal the reproduced ones exactly;
     if none do, the run was initialised some other way and VizError is raised.
     """
-    from ..learner import init_weights
+    from ..policy import PolicySpec
 
-    initial, _ = init_weights(int(config["hidden"]), int(config.get("seed", 0)))
+    initial = PolicySpec(int(config["hidden"])).initial_parameters(int(config.get("seed", 0)))["W1"]
     if initial.shape != W1.shape or not np.any(W1 == initial):
         raise VizError("cannot reproduce this run's initial weights from its seed, so --minus-init "
                        "cannot tell what training changed")

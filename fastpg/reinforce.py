@@ -1,0 +1,72 @@
+"""The seed's algorithm: REINFORCE with returns discounted per point and standardised per episode,
+gradients summed over a batch of episodes, then one RMSProp step.
+
+With ``--preset seed`` this is the 2016 post exactly; the defaults change only
+the learning rate and the batch size.
+"""
+import numpy as np
+
+from .policy import ArraySpec
+from .reference import standardize
+
+
+class Reinforce:
+    """The seed's learner behind the algorithm interface (see :mod:`fastpg.algorithm`).
+
+    ``parameters`` (W1, W2) are updated in place: worker pools share them.
+    ``caches`` (cache_W1, cache_W2) are RMSProp's running mean squares.
+    """
+
+    name = "reinforce"
+
+    def __init__(self, config, spec, parameters, caches, backend):
+        self.batch_size = config.batch_size
+        self.gamma, self.learning_rate, self.decay_rate = config.gamma, config.learning_rate, config.decay_rate
+        self.backend = backend
+        self.W1, self.W2 = parameters["W1"], parameters["W2"]
+        self.cache_W1 = np.asfortranarray(caches["cache_W1"])
+        self.cache_W2 = np.ascontiguousarray(caches["cache_W2"])
+        self.grad_W1 = np.zeros_like(self.W1, order="F")
+        self.grad_W2 = np.zeros_like(self.W2)
+
+    @staticmethod
+    def state_arrays(spec):
+        """Name -> ArraySpec of what the algorithm checkpoints besides the policy's parameters."""
+        return {f"cache_{name}": array for name, array in spec.parameters().items()}
+
+    @classmethod
+    def working_bytes(cls, spec):
+        """Bytes of float64 arrays a learner holds: parameters, RMSProp caches, gradient."""
+        return 3 * spec.parameter_bytes()
+
+    @classmethod
+    def initial_state(cls, spec):
+        return {name: array.zeros() for name, array in cls.state_arrays(spec).items()}
+
+    def next_tasks(self, episodes_done):
+        """Episode indices of the next batch: the batch_size episodes after those done."""
+        return range(episodes_done, episodes_done + self.batch_size)
+
+    def observe(self, episode):
+        """Add one finished episode's gradient: returns discounted per point, standardised per episode."""
+        returns = self.backend.discount_rewards(episode["rewards"], self.gamma)
+        advantages = standardize(returns)
+        self.backend.sparse_backward(
+            self.W1, self.W2, episode["indices"], episode["signs"], episode["offsets"],
+            episode["dlogp"] * advantages, self.grad_W1, self.grad_W2,
+        )
+
+    def update(self):
+        """RMSProp ascent on the summed gradient, then zero it for the next batch."""
+        for w, g, cache in ((self.W1, self.grad_W1, self.cache_W1), (self.W2, self.grad_W2, self.cache_W2)):
+            self.backend.rmsprop_update(w, g, cache, self.learning_rate, self.decay_rate)
+            g[...] = 0.0
+
+    def discard(self):
+        """Drop a partly observed batch (the run stops between batches)."""
+        self.grad_W1[...] = 0.0
+        self.grad_W2[...] = 0.0
+
+    def arrays(self):
+        """Everything a checkpoint needs: the parameters and the RMSProp caches, by name."""
+        return {"W1": self.W1, "W2": self.W2, "cache_W1": self.cache_W1, "cache_W2": self.cache_W2}
