@@ -12,9 +12,9 @@ Costs, measured in this process on a local Ray instance with 2 CPUs, at --hidden
   call          the round trip of an actor call that does nothing (Ray's per-episode overhead)
   episode       bytes of a sparse episode as sent back (pickle protocol 5), per episode and step
   gradient      the alternative: an actor sends a dense (dW1, dW2) per episode; the driver's
-                ray.get + add of it, against the learner's accumulate() of a sparse episode,
+                ray.get + add of it, against the learner's observe() of a sparse episode,
                 and the actor's extra time (backward, and a ray.put of the 10 MB it would return)
-  learner       accumulate 10 episodes + RMSProp (one update of the seed's batch)
+  learner       observe 10 episodes + RMSProp (one update of the seed's batch)
 Episodes are played by the initial (random) policy, so they are short (~1,000 steps);
 per-step figures carry over to the longer episodes of a trained policy.
 """
@@ -32,11 +32,12 @@ import time
 import numpy as np
 
 import fastpg
-from fastpg import metrics, ray_pool
+from fastpg import metrics, ray_cluster, ray_pool
 from fastpg.backends import get_backend
-from fastpg.env import AtariGame
-from fastpg.learner import Learner, init_weights
-from fastpg.rollout import play_episode
+from fastpg.config import Config
+from fastpg.policy import PolicySpec
+from fastpg.reinforce import Reinforce
+from fastpg.rollout import PlayerSettings
 
 
 def child_env():
@@ -81,9 +82,10 @@ class GradientActor(ray_pool.EpisodeActor):
         episode = self.play(weights, index)
         start = time.perf_counter()
         backend = get_backend("cython")
-        dW1, dW2 = np.zeros_like(self.W1, order="F"), np.zeros_like(self.W2)
+        W1, W2 = self.params["W1"], self.params["W2"]
+        dW1, dW2 = np.zeros_like(W1, order="F"), np.zeros_like(W2)
         advantages = standardize(backend.discount_rewards(episode["rewards"], gamma))
-        backend.sparse_backward(self.W1, self.W2, episode["indices"], episode["signs"], episode["offsets"],
+        backend.sparse_backward(W1, W2, episode["indices"], episode["signs"], episode["offsets"],
                                 episode["dlogp"] * advantages, dW1, dW2)
         middle = time.perf_counter()
         ray.put((dW1, dW2))  # what returning them costs: serialising 10 MB into the object store
@@ -96,28 +98,30 @@ class GradientActor(ray_pool.EpisodeActor):
 def costs(env_id, hidden, n_episodes, repeats):
     import ray
 
-    ray_pool.init_ray(num_cpus=2, include_dashboard=False, logging_level="warning")
+    ray_cluster.init_ray(num_cpus=2, include_dashboard=False, logging_level="warning")
     try:
-        W1, W2 = init_weights(hidden, 0)
-        actor = ray.remote(num_cpus=1)(GradientActor).remote(hidden, env_id, "cython", 0)
+        spec = PolicySpec(hidden)
+        params = spec.initial_parameters(0)
+        W1, W2 = params["W1"], params["W2"]
+        actor = ray.remote(num_cpus=1)(GradientActor).remote(PlayerSettings(spec, env_id))
         ray.get(actor.noop.remote())
         out = {}
 
         # Broadcast: the driver's put, and an actor's fetch + copy of a new ref (minus a bare call).
         out["weights_mb"] = (W1.nbytes + W2.nbytes) / 1e6
-        out["put_ms"] = 1e3 * median_seconds(lambda: ray.put((W1, W2)), repeats)
+        out["put_ms"] = 1e3 * median_seconds(lambda: ray.put(params), repeats)
         out["call_ms"] = 1e3 * median_seconds(lambda: ray.get(actor.noop.remote()), repeats)
-        refs = [[ray.put((W1, W2))] for _ in range(repeats)]
+        refs = [[ray.put(params)] for _ in range(repeats)]
         fetch = []
         for ref in refs:
             start = time.perf_counter()
-            ray.get(actor.load_weights.remote(ref))
+            ray.get(actor.load_params.remote(ref))
             fetch.append(time.perf_counter() - start)
         out["actor_fetch_ms"] = 1e3 * statistics.median(fetch) - out["call_ms"]
         del refs
 
         # Episodes: bytes sent back, and the driver's cost of receiving one.
-        weights = [ray.put((W1, W2))]
+        weights = [ray.put(params)]
         episodes, receive = [], []
         for index in range(n_episodes):
             ref = actor.play.remote(weights, index)
@@ -133,12 +137,13 @@ def costs(env_id, hidden, n_episodes, repeats):
         out["episode_receive_ms"] = 1e3 * statistics.median(receive)
 
         # The learner on those episodes: accumulate each, RMSProp once per 10.
-        learner = Learner(np.asfortranarray(W1.copy()), W2.copy(), np.zeros_like(W1, order="F"),
-                          np.zeros_like(W2), get_backend("cython"), 0.99, 1e-4, 0.99)
+        config = Config(hidden=hidden, batch_size=10, learning_rate=1e-4)
+        learner = Reinforce(config, spec, {name: value.copy(order="K") for name, value in params.items()},
+                            Reinforce.initial_state(spec), get_backend("cython"))
         per_episode = []
         for episode in episodes:
             start = time.perf_counter()
-            learner.accumulate(episode)
+            learner.observe(episode)
             per_episode.append(time.perf_counter() - start)
         out["accumulate_ms_per_episode"] = 1e3 * statistics.median(per_episode)
         out["accumulate_us_per_step"] = 1e6 * sum(per_episode) / steps.sum()

@@ -28,7 +28,8 @@ import time
 import numpy as np
 
 from fastpg import metrics
-from fastpg.env import DOWN, UP, AtariGame
+from fastpg.constants import DOWN, UP
+from fastpg.env import AtariGame
 from fastpg.rollout import episode_rngs
 
 

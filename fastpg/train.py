@@ -297,8 +297,9 @@ def _check_finite(arrays, batch, tasks, run_dir, last_checkpoint):
     suspects = [name for name, array in arrays.items() if not math.isfinite(float(np.sum(array)))]
     bad = [name for name in suspects if not np.all(np.isfinite(arrays[name]))]
     if bad:
+        episodes = f"episode {tasks[0] + 1}" if len(tasks) == 1 else f"episodes {tasks[0] + 1}-{tasks[-1] + 1}"
         raise DivergedError(
-            f"update {batch} (episodes {tasks[0] + 1}-{tasks[-1] + 1}) made {', '.join(bad)} NaN or infinite; "
+            f"update {batch} ({episodes}) made {', '.join(bad)} NaN or infinite; "
             f"training stopped, and {run_dir} keeps its checkpoint after episode {last_checkpoint} "
             "(a smaller --learning-rate may help)")
 

@@ -1,0 +1,139 @@
+"""The scheduler's rules, on a scripted transport: order, replay of lost tasks, limits, stopping."""
+import pytest
+
+from fastpg.scheduler import Done, Failed, Lost, Ready, Scheduler, StopRequested, WorkerError, WorkerLost
+
+
+class ScriptedTransport:
+    """Workers that finish each task with task * 10, in the order the script says.
+
+    finish_order: a list of tasks; a worker holding one finishes it only when
+    every task before it in the list has finished, so results come back out
+    of order. lose: task -> how many of its tries die. fail: tasks whose
+    worker raises. not_ready: workers report Ready on their first wait.
+    """
+
+    def __init__(self, finish_order=None, lose=None, fail=(), starts_ready=True, send_fails=0):
+        self.finish_order = list(finish_order or [])
+        self.lose = dict(lose or {})
+        self.fail = set(fail)
+        self.starts_ready = starts_ready
+        self.send_fails = send_fails
+        self.started = 0
+        self.stopped = []
+        self.holding = {}  # handle -> task
+        self.announced = set()
+        self.begins = 0
+        self.closed = False
+
+    def start(self):
+        self.started += 1
+        return f"w{self.started}"
+
+    def begin(self):
+        self.begins += 1
+
+    def send(self, handle, task):
+        if self.send_fails:
+            self.send_fails -= 1
+            raise WorkerLost("pipe closed")
+        self.holding[handle] = task
+
+    def wait(self, handles, timeout):
+        events = []
+        for handle in handles:
+            if not self.starts_ready and handle not in self.announced:
+                self.announced.add(handle)
+                events.append((handle, Ready()))
+                continue
+            task = self.holding.get(handle)
+            if task is None:
+                continue
+            if self.finish_order and self.finish_order[0] != task and task in self.finish_order:
+                continue  # not its turn yet
+            del self.holding[handle]
+            if task in self.finish_order:
+                self.finish_order.remove(task)
+            if self.lose.get(task, 0):
+                self.lose[task] -= 1
+                events.append((handle, Lost("killed")))
+            elif task in self.fail:
+                events.append((handle, Failed("Traceback: boom")))
+            else:
+                events.append((handle, Done(task * 10)))
+        return events
+
+    def name(self, handle):
+        return handle
+
+    def stop(self, handles):
+        self.stopped.extend(handles)
+        for handle in handles:
+            self.holding.pop(handle, None)
+
+    def close(self):
+        self.closed = True
+
+
+def test_results_come_back_in_task_order_whatever_order_they_finish_in():
+    transport = ScriptedTransport(finish_order=[3, 1, 2, 0])
+    with Scheduler(transport, 4) as scheduler:
+        assert list(scheduler.run([0, 1, 2, 3])) == [0, 10, 20, 30]
+    assert transport.begins == 1
+    assert transport.closed and sorted(transport.stopped) == ["w1", "w2", "w3", "w4"]
+
+
+def test_a_lost_task_is_replayed_on_a_new_worker_with_a_warning():
+    warnings = []
+    transport = ScriptedTransport(lose={1: 2})
+    scheduler = Scheduler(transport, 2, on_warning=warnings.append, task_name="game")
+    assert list(scheduler.run(range(4))) == [0, 10, 20, 30]
+    assert scheduler.replays == 2
+    assert transport.started == 4  # two replacements
+    assert len(warnings) == 2 and all("while playing game 1" in w and "replaying it" in w for w in warnings)
+    assert scheduler.n_workers == 2
+    scheduler.close()
+
+
+def test_a_task_that_keeps_killing_its_worker_is_an_error_after_three_tries():
+    scheduler = Scheduler(ScriptedTransport(lose={0: 3}), 1, on_warning=lambda text: None)
+    with pytest.raises(WorkerError, match="episode 0 killed its worker 3 times"):
+        list(scheduler.run([0]))
+    scheduler.close()
+
+
+def test_a_worker_that_raises_is_an_error_not_a_replay():
+    scheduler = Scheduler(ScriptedTransport(fail={2}), 2)
+    with pytest.raises(WorkerError, match="failed while playing episode 2:\nTraceback: boom"):
+        list(scheduler.run(range(3)))
+    assert scheduler.replays == 0
+    scheduler.close()
+
+
+def test_a_worker_dead_before_its_task_is_sent_is_replaced():
+    warnings = []
+    transport = ScriptedTransport(send_fails=1)
+    with Scheduler(transport, 1, on_warning=warnings.append) as scheduler:
+        assert list(scheduler.run([5])) == [50]
+    assert transport.started == 2 and len(warnings) == 1 and "pipe closed" in warnings[0]
+
+
+def test_workers_that_start_late_get_tasks_once_ready():
+    transport = ScriptedTransport(starts_ready=False)
+    with Scheduler(transport, 2) as scheduler:
+        assert list(scheduler.run(range(5))) == [0, 10, 20, 30, 40]
+
+
+def test_stop_abandons_the_run_and_its_late_results_are_dropped():
+    transport = ScriptedTransport(finish_order=[1, 0])
+    scheduler = Scheduler(transport, 2)
+    with pytest.raises(StopRequested):
+        list(scheduler.run([0, 1], should_stop=lambda: True))
+    # Tasks 0 and 1 are still out; their results must not leak into the next run.
+    assert list(scheduler.run([7])) == [70]
+    scheduler.close()
+
+
+def test_bad_worker_count():
+    with pytest.raises(ValueError, match="n_workers must be at least 1"):
+        Scheduler(ScriptedTransport(), 0)
