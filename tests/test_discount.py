@@ -83,6 +83,14 @@ def test_standardize_all_equal_gives_zeros_not_nan():
         np.testing.assert_array_equal(out, np.zeros_like(returns))
 
 
+def test_standardize_of_equal_returns_is_zero():
+    np.testing.assert_array_equal(reference.standardize(np.zeros(50)), np.zeros(50))
+    for value in (-1.0, 0.1, 0.99 ** 7):
+        result = reference.standardize(np.full(37, value))
+        assert np.all(np.isfinite(result))
+        np.testing.assert_allclose(result, 0.0, atol=1e-12)
+
+
 def test_standardize_has_zero_mean_unit_std(rng):
     returns = reference.discount_rewards(rng.choice([0.0, 0.0, 0.0, 1.0, -1.0], size=300), 0.99)
     before = returns.copy()

@@ -9,7 +9,7 @@ from fastpg.env import DOWN, UP
 from fastpg.evaluate import GameResult, evaluate, make_player, play_game, summarize
 from fastpg.kernels import PolicyStepper
 
-from cli_helpers import run_fastpg  # tests/, put on sys.path by conftest
+from helpers import run_fastpg
 
 ENV = "ALE/Pong-v5"
 
@@ -82,9 +82,17 @@ def test_eval_json_is_the_last_line(tiny_run, tmp_path):
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["games"] == 2 and summary["policy"] == "greedy" and summary["checkpoint_episodes"] == 2
-    assert 0.0 <= summary["win_rate"] <= 1.0
+    per_game = summary["per_game"]
+    assert len(per_game) == 2
+    # The totals are those of the games listed.
+    wins = sum(game["points_for"] > game["points_against"] for game in per_game)
+    losses = sum(game["points_for"] < game["points_against"] for game in per_game)
+    assert (summary["wins"], summary["losses"], summary["draws"]) == (wins, losses, 2 - wins - losses)
+    assert summary["win_rate"] == wins / 2
+    assert summary["points_for"] == sum(game["points_for"] for game in per_game)
+    assert summary["points_against"] == sum(game["points_against"] for game in per_game)
     assert summary["mean_score"] == (summary["points_for"] - summary["points_against"]) / 2
-    assert len(summary["per_game"]) == 2
+    assert summary["mean_length"] == sum(game["steps"] for game in per_game) / 2
 
 
 def test_eval_prints_a_summary(tiny_run, capsys):

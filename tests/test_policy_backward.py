@@ -4,6 +4,8 @@ import pytest
 
 from fastpg import kernels, reference
 
+from helpers import assert_vectors_close, make_weights
+
 BACKENDS = [pytest.param(reference, id="reference"), pytest.param(kernels, id="compiled")]
 
 
@@ -12,36 +14,36 @@ def forward_episode(W1, W2, epx):
     return np.array([reference.policy_forward(W1, W2, x)[1] for x in epx])
 
 
-def check_against_reference(W2, eph, epdlogp, epx, assert_close):
+def check_against_reference(W2, eph, epdlogp, epx):
     dW1_ref, dW2_ref = reference.policy_backward(W2, eph, epdlogp, epx)
     dW1, dW2 = kernels.policy_backward(W2, eph, epdlogp, epx)
     assert dW1.shape == dW1_ref.shape and dW1.dtype == np.float64 and dW1.flags.f_contiguous
     assert dW2.shape == dW2_ref.shape and dW2.dtype == np.float64
     # Magnitudes of the summed terms, for entries that cancel to nearly zero.
-    assert_close(dW2, dW2_ref, scale=np.max(np.abs(eph.T) @ np.abs(epdlogp)))
+    assert_vectors_close(dW2, dW2_ref, scale=np.max(np.abs(eph.T) @ np.abs(epdlogp)))
     dW1_scale = np.max(np.abs(W2)) * np.max(np.abs(epdlogp) @ np.abs(epx))
-    assert_close(dW1, dW1_ref, scale=dW1_scale)
+    assert_vectors_close(dW1, dW1_ref, scale=dW1_scale)
     return dW1_ref, dW2_ref
 
 
-def test_compiled_matches_reference_on_real_episode(pong_diffs, weights_factory, rng, assert_close):
-    W1, W2 = weights_factory(order="F")
+def test_compiled_matches_reference_on_real_episode(pong_diffs, rng):
+    W1, W2 = make_weights(order="F")
     epx = pong_diffs
     eph = forward_episode(W1, W2, epx)
     epdlogp = rng.standard_normal(len(epx))
-    dW1_ref, _ = check_against_reference(W2, eph, epdlogp, epx, assert_close)
+    dW1_ref, _ = check_against_reference(W2, eph, epdlogp, epx)
     touched = np.any(dW1_ref != 0, axis=0)
     assert 50 < touched.sum() < 6400  # sparse, but many pixels contributed
 
 
-def test_compiled_matches_reference_on_random_dense_inputs(rng, assert_close):
+def test_compiled_matches_reference_on_random_dense_inputs(rng):
     n_hidden, T = 13, 25
     W2 = rng.standard_normal(n_hidden)
     eph = np.maximum(rng.standard_normal((T, n_hidden)), 0.0)  # about half exactly 0
     epdlogp = rng.standard_normal(T)
     epx = rng.standard_normal((T, 6400))
     epx[:, rng.random(6400) < 0.3] = 0.0  # some all-zero scan blocks too
-    check_against_reference(W2, eph, epdlogp, epx, assert_close)
+    check_against_reference(W2, eph, epdlogp, epx)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -126,8 +128,8 @@ def test_finite_differences(backend, rng):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_inputs_not_mutated_and_read_only_accepted(backend, pong_diffs, weights_factory, rng):
-    W1, W2 = weights_factory(n_hidden=40)
+def test_inputs_not_mutated_and_read_only_accepted(backend, pong_diffs, rng):
+    W1, W2 = make_weights(n_hidden=40)
     epx = pong_diffs[:60]  # read-only fixture
     eph = forward_episode(W1, W2, epx)
     epdlogp = rng.standard_normal(60)

@@ -24,6 +24,8 @@ from fastpg.rollout import play_episode
 from fastpg.train import train
 from fastpg.workers import StopRequested, WorkerError
 
+from helpers import cli_env, run_fastpg
+
 ENV = "ALE/Pong-v5"
 HIDDEN = 8
 BATCH = 2
@@ -33,17 +35,9 @@ ARRAYS = ("W1", "W2", "cache_W1", "cache_W2")
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastpg.__file__)))
 
 
-def child_env():
-    """os.environ for child interpreters, with relative PYTHONPATH entries made absolute."""
-    env = dict(os.environ)
-    if env.get("PYTHONPATH"):
-        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in env["PYTHONPATH"].split(os.pathsep) if p)
-    return env
-
-
 def run_python(code, cwd=PACKAGE_ROOT):
     """Run `python -c code`; from the package's parent by default, so it imports the suite's fastpg."""
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=child_env(), capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=cli_env(), capture_output=True, text=True,
                           timeout=TIMEOUT)
 
 
@@ -109,17 +103,17 @@ def test_ray_option_without_ray_names_the_install_command(tmp_path):
         "                '--batch-size', '2', '--hidden', '8']))\n"
     )
     result = run_python(code)
-    assert result.returncode != 0
-    assert 'pip install "fastpg[ray]"' in result.stderr
+    assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("fastpg train: error: ") and 'pip install "fastpg[ray]"' in line, line
     assert not (tmp_path / "run").exists()  # nothing was started
 
 
 def test_an_address_where_nothing_answers_is_a_one_line_error(tmp_path):
     pytest.importorskip("ray")
-    command = [sys.executable, "-m", "fastpg", "train", "--run-dir", str(tmp_path / "run"), "--ray", "127.0.0.1:1",
-               "--episodes", "2", "--batch-size", "2", "--hidden", "8"]
-    result = subprocess.run(command, cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    result = run_fastpg("train", "--run-dir", tmp_path / "run", "--ray", "127.0.0.1:1", "--episodes", 2,
+                        "--batch-size", 2, "--hidden", 8, cwd=tmp_path, timeout=TIMEOUT)
     assert result.returncode == 2
     assert "fastpg train: error: cannot reach the Ray cluster at 127.0.0.1:1" in result.stderr
     assert "Traceback" not in result.stderr
@@ -132,12 +126,11 @@ def test_cli_ray_run_equals_a_local_one_worker_run(tmp_path, local_reference):
     """`fastpg train --ray` (its own local Ray, 2 actors) gives the local --workers 1 weights."""
     pytest.importorskip("ray")
     run_dir = tmp_path / "ray-run"
-    command = [sys.executable, "-m", "fastpg", "train", "--run-dir", str(run_dir), "--ray", "--workers", "2",
-               "--episodes", str(EPISODES), "--batch-size", str(BATCH), "--hidden", str(HIDDEN), "--env", ENV]
-    result = subprocess.run(command, cwd=tmp_path, env=child_env(), capture_output=True, text=True,
-                            timeout=TIMEOUT)  # a scratch cwd: the child imports the suite's fastpg
+    result = run_fastpg("train", "--run-dir", run_dir, "--ray", "--workers", 2, "--episodes", EPISODES,
+                        "--batch-size", BATCH, "--hidden", HIDDEN, "--env", ENV,
+                        cwd=tmp_path, timeout=TIMEOUT)  # a scratch cwd: the child imports the suite's fastpg
     assert result.returncode == 0, result.stderr
-    assert "0 replayed episodes" in result.stderr
+    assert " steps/s, 0 replayed episodes); " in result.stderr.strip().splitlines()[-1]  # not 10 or 20
     assert_same_weights(run_dir, local_reference)
 
 
@@ -187,7 +180,7 @@ def test_a_killed_actor_is_replaced_and_its_episode_replayed(ray_cluster, monkey
     assert len(killed) == 1
     assert f"actor {killed[0]} on " in text and "died" in text
     assert "while playing episode 1; replaying it with the same seed" in text
-    assert "1 replayed episodes" in text
+    assert " steps/s, 1 replayed episodes); " in text.strip().splitlines()[-1]  # not 11 or 21
     assert_same_weights(tmp_path / "run", local_reference)
 
 

@@ -4,6 +4,8 @@ import pytest
 
 from fastpg import kernels, reference
 
+from helpers import assert_vectors_close
+
 DENSE_ROW_BYTES = 6400 * 8  # one float64 difference frame
 
 
@@ -142,7 +144,7 @@ def test_second_episode_matches_reference(weights, pong_frames, played):
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_sparse_backward_matches_reference_backward(order, weights, played, pong_episode, assert_close):
+def test_sparse_backward_matches_reference_backward(order, weights, played, pong_episode):
     W1, W2 = weights
     W1 = np.asarray(W1, order=order)
     episode = played["episode"]
@@ -158,8 +160,8 @@ def test_sparse_backward_matches_reference_backward(order, weights, played, pong
                                    episode["offsets"], weighted, dW1, dW2) is None
 
     dW1_ref, dW2_ref = reference.policy_backward(W2, ref_eph, weighted, ref_epx)
-    assert_close(dW2, dW2_ref, scale=np.max(np.abs(ref_eph.T) @ np.abs(weighted)))
-    assert_close(dW1, dW1_ref, scale=np.max(np.abs(W2)) * np.max(np.abs(weighted) @ np.abs(ref_epx)))
+    assert_vectors_close(dW2, dW2_ref, scale=np.max(np.abs(ref_eph.T) @ np.abs(weighted)))
+    assert_vectors_close(dW1, dW1_ref, scale=np.max(np.abs(W2)) * np.max(np.abs(weighted) @ np.abs(ref_epx)))
     assert np.count_nonzero(dW1_ref) > 1000
 
 
@@ -221,7 +223,10 @@ def test_stepper_plays_the_callers_weights_in_place(pong_frames):
     stepper = kernels.PolicyStepper(W1, W2)
     stepper.step(pong_frames[10], 0.5)
     stepper.step(pong_frames[11], 0.5)
-    assert stepper.nnz > 0 and stepper.p != 0.5
+    x = reference.preprocess(pong_frames[11]) - reference.preprocess(pong_frames[10])
+    assert stepper.nnz == np.count_nonzero(x) > 0
+    assert stepper.p == pytest.approx(reference.policy_forward(W1, W2, x)[0], rel=1e-9)
+    assert stepper.p != 0.5  # so the 0.5 below is the zeroed W2's doing
     W2[:] = 0.0  # an in-place update of the caller's arrays changes the policy played
     stepper.step(pong_frames[12], 0.5)
     assert stepper.p == 0.5

@@ -13,7 +13,7 @@ Image = pytest.importorskip("PIL.Image")
 
 from fastpg import cli, viz  # noqa: E402
 
-from cli_helpers import run_fastpg  # noqa: E402  (tests/, put on sys.path by conftest)
+from helpers import run_fastpg  # noqa: E402
 
 
 def assert_image(path, min_size):

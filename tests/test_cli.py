@@ -1,0 +1,69 @@
+"""The `fastpg` command line itself: the subprocess the tests run imports the package under test,
+the help texts, the installed console script, and the parser's spelled-out --preset choices."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import cli_env, run_fastpg
+
+COMMANDS = ("train", "eval", "video", "plot", "weights")
+TRAIN_OPTIONS = ("--run-dir", "--resume", "--episodes", "--max-steps", "--max-minutes", "--preset", "--seed",
+                 "--backend", "--workers", "--checkpoint-every", "--env", "--hidden", "--batch-size",
+                 "--learning-rate", "--gamma", "--decay-rate")
+
+
+def test_cli_runs_the_package_under_test(tmp_path):
+    import fastpg
+
+    result = subprocess.run([sys.executable, "-c", "import fastpg; print(fastpg.__file__)"], cwd=tmp_path,
+                            env=cli_env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert os.path.realpath(result.stdout.strip()) == os.path.realpath(fastpg.__file__)
+
+
+def test_cli_offers_every_preset():
+    """cli.py spells the --preset choices out (it must not import fastpg.train at start-up)."""
+    from fastpg.cli import build_parser
+    from fastpg.train import PRESETS
+
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    (preset,) = [action for action in train_parser._actions if "--preset" in action.option_strings]
+    assert sorted(preset.choices) == sorted(PRESETS)
+
+
+def test_help_describes_every_option(tmp_path):
+    top = run_fastpg("--help", cwd=tmp_path)
+    assert top.returncode == 0, top.stderr
+    for command in COMMANDS:
+        assert command in top.stdout, command
+    result = run_fastpg("train", "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for option in TRAIN_OPTIONS:
+        assert option in text, option
+    for default in ("200", "1e-3", "1e-4", "0.99", "ALE/Pong-v5", "Pong-v0", "cython", "numpy"):
+        assert default in text, default
+    assert "(default: None)" not in text  # the unset options state their defaults in words
+
+
+def test_console_script_help():
+    """The installed `fastpg` script, when this interpreter has one (pip install . puts it there)."""
+    script = os.path.join(os.path.dirname(sys.executable), "fastpg")
+    if not os.path.exists(script):
+        pytest.skip("no fastpg console script next to this interpreter (not installed)")
+    result = subprocess.run([script, "train", "--help"], env=cli_env(), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "--episodes" in result.stdout
+
+
+def test_main_help_in_process(capsys):
+    from fastpg.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for command in COMMANDS:
+        assert command in out, command
