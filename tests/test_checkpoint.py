@@ -43,7 +43,8 @@ def test_checkpoint_round_trip_leaves_no_temporary_files(tmp_path):
     loaded, state = checkpoint.load(str(tmp_path))
     for name in ARRAYS:
         np.testing.assert_array_equal(loaded[name], arrays[name])
-    assert state == {**small_state(), "format": checkpoint.FORMAT}
+    assert state == {**small_state(), "format": checkpoint.FORMAT,
+                     "arrays": {name: list(array.shape) for name, array in arrays.items()}}
     assert checkpoint.load(str(tmp_path / "checkpoint.npz"))[1] == state
 
 
@@ -90,15 +91,30 @@ def test_load_rejects_garbage(tmp_path):
         checkpoint.load(str(tmp_path))
 
 
-def test_load_rejects_wrong_shapes(tmp_path):
+def test_load_rejects_arrays_that_differ_from_the_state_record(tmp_path):
+    checkpoint.save(str(tmp_path), small_arrays(n_hidden=3), small_state(n_hidden=3))
+    path = tmp_path / "checkpoint.npz"
+    with np.load(path, allow_pickle=False) as data:
+        payload = {name: data[name] for name in data.files}
+    payload["W2"] = np.zeros(5)  # the state still records W2 as (3,)
+    with open(path, "wb") as f:
+        np.savez(f, **payload)
+    with pytest.raises(checkpoint.CheckpointError, match=r"W2 is float64 \(5,\), expected float64 \(3,\)"):
+        checkpoint.load(str(tmp_path))
+
+
+def test_arrays_that_do_not_fit_the_run_are_rejected():
+    from fastpg.policy import PolicySpec
+    from fastpg.reinforce import Reinforce
+
+    spec = PolicySpec(4)
+    needs = {**spec.parameters(), **Reinforce.state_arrays(spec)}
     arrays = small_arrays(n_hidden=3)
-    checkpoint.save(str(tmp_path), arrays, small_state(n_hidden=4))  # config says 4 hidden units
-    with pytest.raises(checkpoint.CheckpointError, match="W1"):
-        checkpoint.load(str(tmp_path))
-    arrays["W2"] = np.zeros(5)
-    checkpoint.save(str(tmp_path), arrays, small_state(n_hidden=3))
-    with pytest.raises(checkpoint.CheckpointError, match="W2"):
-        checkpoint.load(str(tmp_path))
+    with pytest.raises(checkpoint.CheckpointError, match=r"W1 is \(3, 6400\), this run needs \(4, 6400\)"):
+        checkpoint.check_fits("run", arrays, needs)
+    with pytest.raises(checkpoint.CheckpointError, match="holds arrays W1, W2; this run needs W1, W2, cache_W1"):
+        checkpoint.check_fits("run", {"W1": arrays["W1"], "W2": arrays["W2"]}, needs)
+    checkpoint.check_fits("run", small_arrays(n_hidden=4), needs)  # fits: no error
 
 
 def test_load_rejects_non_finite_weights_and_incomplete_state(tmp_path):

@@ -1,5 +1,6 @@
 """The `fastpg` command line itself: the subprocess the tests run imports the package under test,
-the help texts, the installed console script, and the parser's spelled-out --preset choices."""
+the help texts (built from Config and PRESETS), and the installed console script."""
+import dataclasses
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from helpers import cli_env, run_fastpg
 
 COMMANDS = ("train", "eval", "video", "plot", "weights")
 TRAIN_OPTIONS = ("--run-dir", "--resume", "--episodes", "--max-steps", "--max-minutes", "--preset", "--seed",
-                 "--backend", "--workers", "--checkpoint-every", "--env", "--hidden", "--batch-size",
+                 "--backend", "--workers", "--checkpoint-every", "--env", "--algo", "--hidden", "--batch-size",
                  "--learning-rate", "--gamma", "--decay-rate")
 
 
@@ -23,14 +24,29 @@ def test_cli_runs_the_package_under_test(tmp_path):
     assert os.path.realpath(result.stdout.strip()) == os.path.realpath(fastpg.__file__)
 
 
-def test_cli_offers_every_preset():
-    """cli.py spells the --preset choices out (it must not import fastpg.train at start-up)."""
+def train_actions():
+    """The train parser's actions by option name."""
     from fastpg.cli import build_parser
-    from fastpg.train import PRESETS
 
     train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
-    (preset,) = [action for action in train_parser._actions if "--preset" in action.option_strings]
-    assert sorted(preset.choices) == sorted(PRESETS)
+    return {option: action for action in train_parser._actions for option in action.option_strings}
+
+
+def test_every_setting_is_an_option_whose_help_comes_from_config_and_presets():
+    from fastpg.config import DEFAULTS, PRESETS
+
+    actions = train_actions()
+    assert sorted(actions["--preset"].choices) == sorted(PRESETS)
+    for field in dataclasses.fields(DEFAULTS):
+        action = actions["--" + field.name.replace("_", "-")]
+        assert action.default is None  # unset: the default, or the checkpoint's value on --resume
+        assert action.type is type(field.default)
+        assert action.help.startswith(field.metadata["help"])
+        assert f"(default {field.default}" in action.help
+        for preset, settings in PRESETS.items():
+            differs = field.name in settings and settings[field.name] != field.default
+            assert (f"--preset {preset}: {settings.get(field.name)}" in action.help) == differs, field.name
+    assert actions["--algo"].choices == ["reinforce"]
 
 
 def test_help_describes_every_option(tmp_path):
@@ -43,7 +59,7 @@ def test_help_describes_every_option(tmp_path):
     text = " ".join(result.stdout.split())
     for option in TRAIN_OPTIONS:
         assert option in text, option
-    for default in ("200", "1e-3", "1e-4", "0.99", "ALE/Pong-v5", "Pong-v0", "cython", "numpy"):
+    for default in ("200", "0.001", "0.0001", "0.99", "ALE/Pong-v5", "Pong-v0", "cython", "numpy"):
         assert default in text, default
     assert "(default: None)" not in text  # the unset options state their defaults in words
 

@@ -4,7 +4,8 @@ import hashlib
 
 import numpy as np
 
-from fastpg.env import DOWN, UP, AtariGame
+from fastpg.constants import DOWN, UP
+from fastpg.env import AtariGame
 
 
 def play_fixed_actions(game, seed, n_steps=150):

@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 
 from fastpg import checkpoint, cli, rollout
-from fastpg.env import DOWN, UP
-from fastpg.evaluate import GameResult, evaluate, make_player, play_game, summarize
+from fastpg.constants import DOWN, UP
+from fastpg.evaluate import GameResult, evaluate, summarize
 from fastpg.kernels import PolicyStepper
+from fastpg.policy import PolicySpec
+from fastpg.rollout import Player, PlayerSettings
 
 from helpers import run_fastpg
 
@@ -15,54 +17,60 @@ ENV = "ALE/Pong-v5"
 
 
 @pytest.fixture(scope="module")
-def weights(tiny_run):
+def policy(tiny_run):
+    """(params, spec) of the tiny run's checkpoint."""
     arrays, _ = checkpoint.load(str(tiny_run))
-    return arrays["W1"], arrays["W2"]
+    return {"W1": arrays["W1"], "W2": arrays["W2"]}, PolicySpec(hidden=arrays["W2"].shape[0])
 
 
-def test_stochastic_game_replays_the_training_episode(weights):
-    # Same weights, seed and index: play_game draws exactly as rollout.play_episode does.
-    W1, W2 = weights
-    game, stepper = make_player(W1, W2, ENV)
-    result = play_game(game, stepper, seed=3, index=5)
-    episode = rollout.play_episode(game, PolicyStepper(W1, W2), 3, 5)
-    rewards = episode["rewards"]
-    assert result.steps == len(rewards)
-    assert result.points_for == np.sum(rewards > 0)
-    assert result.points_against == np.sum(rewards < 0)
-    assert result.finished and max(result.points_for, result.points_against) == 21
+def player(policy, seed, greedy=False):
+    params, spec = policy
+    return Player(PlayerSettings(spec, ENV, seed=seed, greedy=greedy, record=False), params)
 
 
-def test_greedy_play_takes_the_likelier_action(weights):
-    W1, W2 = weights
-    game, stepper = make_player(W1, W2, ENV)
+def test_an_eval_game_replays_the_training_episode(policy):
+    # Same weights, seed and index: eval draws exactly as training does, and keeps no record.
+    params, spec = policy
+    result = player(policy, seed=3).play(5)
+    episode = rollout.play_episode(player(policy, 3).game, PolicyStepper(params["W1"], params["W2"]), 3, 5)
+    np.testing.assert_array_equal(result["rewards"], episode["rewards"])
+    assert set(result) == {"rewards", "index", "finished"}
+    game = GameResult.of(result)
+    assert game.steps == len(episode["rewards"])
+    assert game.points_for == np.sum(episode["rewards"] > 0)
+    assert game.points_against == np.sum(episode["rewards"] < 0)
+    assert game.finished and max(game.points_for, game.points_against) == 21
+
+
+def test_greedy_play_takes_the_likelier_action(policy):
+    greedy = player(policy, seed=0, greedy=True)
     seen = []
 
     def on_step(frame, stepper, action, points_for, points_against):
         assert frame.shape == (210, 160, 3)
         seen.append((stepper.p, action))
 
-    result = play_game(game, stepper, seed=0, index=0, greedy=True, max_steps=200, on_step=on_step)
+    result = GameResult.of(greedy.play(0, max_steps=200, on_step=on_step))
     assert result == GameResult(result.points_for, result.points_against, 200, finished=False)
     assert len(seen) == 200
     assert all(0.0 <= p <= 1.0 and action == (UP if p >= 0.5 else DOWN) for p, action in seen)
-    again = play_game(game, stepper, seed=0, index=0, greedy=True, max_steps=200)
+    again = GameResult.of(greedy.play(0, max_steps=200))
     assert again == result
 
 
-def test_parallel_evaluation_matches_serial(weights):
-    W1, W2 = weights
-    parallel = evaluate(W1, W2, ENV, games=2, seed=7, workers=2)
-    game, stepper = make_player(W1, W2, ENV)
-    assert parallel == [play_game(game, stepper, 7, index) for index in range(2)]
+def test_parallel_evaluation_matches_serial(policy):
+    params, spec = policy
+    parallel = evaluate(params, spec, ENV, games=2, seed=7, workers=2)
+    serial = player(policy, seed=7)
+    assert parallel == [GameResult.of(serial.play(index)) for index in range(2)]
 
 
-def test_bad_environment_fails_before_any_worker_starts(weights):
+def test_bad_environment_fails_before_any_worker_starts(policy):
     from fastpg.env import EnvError
 
-    W1, W2 = weights
+    params, spec = policy
     with pytest.raises(EnvError, match="unknown environment id"):
-        evaluate(W1, W2, "ALE/NoSuchGame-v5", games=2, workers=2)
+        evaluate(params, spec, "ALE/NoSuchGame-v5", games=2, workers=2)
 
 
 def test_summarize():

@@ -18,11 +18,11 @@ import pytest
 
 import fastpg
 from fastpg import checkpoint, ray_pool
-from fastpg.backends import get_backend
-from fastpg.env import AtariGame
-from fastpg.rollout import play_episode
+from fastpg.ray_cluster import init_ray
+from fastpg.policy import PolicySpec
+from fastpg.rollout import Player, PlayerSettings
+from fastpg.scheduler import StopRequested, WorkerError
 from fastpg.train import train
-from fastpg.workers import StopRequested, WorkerError
 
 from helpers import cli_env, run_fastpg
 
@@ -71,7 +71,7 @@ def local_reference(tmp_path_factory):
 def ray_cluster():
     """A local Ray instance with 2 CPUs for the module, as CI has; shut down after."""
     ray = pytest.importorskip("ray")
-    ray_pool.init_ray(num_cpus=2, include_dashboard=False, logging_level="warning")
+    init_ray(num_cpus=2, include_dashboard=False, logging_level="warning")
     yield ray
     ray.shutdown()
 
@@ -138,18 +138,19 @@ def test_ray_pool_plays_the_episodes_local_workers_play(ray_cluster):
     """Episodes come back in index order, equal to play_episode's in this process; a batch
     abandoned by a stop request does not leak into the next one."""
     rng = np.random.default_rng(7)
-    W1 = np.asfortranarray(rng.standard_normal((HIDDEN, 6400)) / 80)
-    W2 = rng.standard_normal(HIDDEN) / np.sqrt(HIDDEN)
-    with ray_pool.RayPool(2, HIDDEN, ENV, "cython", 5) as pool:
-        pool.W1[...] = W1
-        pool.W2[...] = W2
+    params = {"W1": np.asfortranarray(rng.standard_normal((HIDDEN, 6400)) / 80),
+              "W2": rng.standard_normal(HIDDEN) / np.sqrt(HIDDEN)}
+    settings = PlayerSettings(PolicySpec(HIDDEN), ENV, seed=5)
+    with ray_pool.RayPool(2, settings) as pool:
+        for name, value in params.items():
+            pool.params[name][...] = value
         with pytest.raises(StopRequested):
             list(pool.play(range(2), should_stop=lambda: True))
         episodes = list(pool.play(range(3, 5)))
         assert pool.replays == 0
-    game, stepper = AtariGame(ENV), get_backend("cython").stepper(W1, W2)
+    player = Player(settings, params)
     for index, episode in zip(range(3, 5), episodes):
-        expected = play_episode(game, stepper, 5, index)
+        expected = player.play(index)
         assert episode["index"] == index
         assert episode.keys() == expected.keys()
         for key in ("indices", "signs", "offsets", "dlogp", "rewards"):
@@ -160,17 +161,17 @@ def test_ray_pool_plays_the_episodes_local_workers_play(ray_cluster):
 
 
 def kill_actor_after_submit(monkeypatch, episode, times):
-    """Make RayPool SIGKILL the actor it has just handed `episode`, on its first `times` attempts."""
-    original = ray_pool.RayPool._submit
+    """Make the Ray transport SIGKILL the actor it has just handed `episode`, on its first `times` attempts."""
+    original = ray_pool.RayTransport.send
     killed = []
 
-    def submit_then_kill(self, actor, index, weights, attempts):
-        original(self, actor, index, weights, attempts)
+    def send_then_kill(self, actor, index):
+        original(self, actor, index)
         if index == episode and len(killed) < times:
             killed.append(actor.info["pid"])
             os.kill(actor.info["pid"], signal.SIGKILL)
 
-    monkeypatch.setattr(ray_pool.RayPool, "_submit", submit_then_kill)
+    monkeypatch.setattr(ray_pool.RayTransport, "send", send_then_kill)
     return killed
 
 
@@ -186,7 +187,7 @@ def test_a_killed_actor_is_replaced_and_its_episode_replayed(ray_cluster, monkey
 
 def test_an_episode_that_keeps_losing_its_actor_fails_the_run(ray_cluster, monkeypatch, tmp_path):
     killed = kill_actor_after_submit(monkeypatch, episode=0, times=10)
-    with pytest.raises(WorkerError, match="episode 0 lost its Ray actor 3 times"):
+    with pytest.raises(WorkerError, match="episode 0 killed its worker 3 times"):
         train_in_process(tmp_path / "run", workers=2, ray_address="local")
     assert len(killed) == 3
 

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from fastpg import checkpoint
-from fastpg.learner import init_weights
+from fastpg.config import SEED_SETTINGS
+from fastpg.policy import PolicySpec
 from fastpg.metrics import COLUMNS
 
 from helpers import (BATCH, EPISODES, HIDDEN, assert_same_weights, episodes_played, load_arrays, load_state,
@@ -42,7 +43,8 @@ def test_numpy_backend_gives_the_weights_of_cython(reference_run, runs):
 def test_weights_change_and_depend_on_the_seed(reference_run, runs):
     """The comparisons above mean something: training moves the weights, and the seed matters."""
     trained = load_arrays(reference_run[0])
-    W1, W2 = init_weights(HIDDEN, 0)
+    initial = PolicySpec(HIDDEN).initial_parameters(0)
+    W1, W2 = initial["W1"], initial["W2"]
     assert not np.allclose(trained["W1"], W1, rtol=0, atol=1e-7)
     assert not np.allclose(trained["W2"], W2, rtol=0, atol=1e-7)
     run_dir = str(runs / "seed-1")
@@ -114,21 +116,19 @@ def test_more_workers_than_a_batch_has_episodes_is_noted(runs):
 
 
 def test_preset_seed_is_the_seed_algorithm_and_explicit_options_win(runs):
-    from fastpg.train import SEED_SETTINGS
-
     run_dir = str(runs / "preset-seed")
     result = run_fastpg("train", "--run-dir", run_dir, "--preset", "seed", "--hidden", HIDDEN, "--episodes", 10,
                         "--workers", 2, cwd=os.path.dirname(run_dir))
     assert result.returncode == 0, result.stderr
     config = load_state(run_dir)["config"]
-    assert config == {**SEED_SETTINGS, "hidden": HIDDEN, "env": "ALE/Pong-v5", "seed": 0}
+    assert config == {**SEED_SETTINGS, "hidden": HIDDEN, "env": "ALE/Pong-v5", "seed": 0, "algo": "reinforce"}
     assert SEED_SETTINGS == {"hidden": 200, "batch_size": 10, "learning_rate": 1e-4, "gamma": 0.99,
                              "decay_rate": 0.99}  # the seed post's values
     assert load_state(run_dir)["updates"] == 1  # one update per 10 episodes
 
 
 def test_preset_overrides():
-    from fastpg.train import Config, TrainingError, preset_overrides
+    from fastpg.config import Config, TrainingError, preset_overrides
 
     assert preset_overrides(None, {"seed": 3, "hidden": None}) == {"seed": 3}
     seed = Config(**preset_overrides("seed", {"learning_rate": 3e-4, "gamma": None}))
@@ -146,7 +146,8 @@ def test_state_json_records_the_run(reference_run):
     state = load_state(run_dir)
     rows = metric_rows(run_dir)
     assert state["config"] == {"env": "ALE/Pong-v5", "hidden": HIDDEN, "batch_size": BATCH,
-                               "learning_rate": 1e-3, "gamma": 0.99, "decay_rate": 0.99, "seed": 0}  # the defaults
+                               "learning_rate": 1e-3, "gamma": 0.99, "decay_rate": 0.99, "seed": 0,
+                               "algo": "reinforce"}  # the defaults
     assert state["episodes"] == EPISODES
     assert state["updates"] == EPISODES // BATCH
     assert state["env_steps"] == int(rows[-1]["env_steps"])

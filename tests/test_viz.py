@@ -96,9 +96,9 @@ def test_weights_tiles_show_each_row_of_w1(tmp_path):
 
 
 def test_minus_init_recovers_what_training_changed():
-    from fastpg.learner import init_weights
+    from fastpg.policy import PolicySpec
 
-    initial, _ = init_weights(3, 11)
+    initial = PolicySpec(3).initial_parameters(11)["W1"]
     change = np.zeros_like(initial)
     change[1, 100:200] = 0.05  # a trained run changes only pixels that ever move
     np.testing.assert_allclose(viz.change_since_init(initial + change, {"hidden": 3, "seed": 11}), change,
@@ -136,8 +136,11 @@ def test_video_gif_frames_are_the_rendered_frames(tiny_run, tmp_path):
 
     arrays, _ = checkpoint.load(str(tiny_run))
     out = tmp_path / "small.gif"
-    result, frames = viz.record_video(arrays["W1"], arrays["W2"], "ALE/Pong-v5", str(out), greedy=True,
-                                      max_frames=12, every=1, scale=1)
+    from fastpg.policy import PolicySpec
+
+    params = {"W1": arrays["W1"], "W2": arrays["W2"]}
+    result, frames = viz.record_video(params, PolicySpec(arrays["W2"].shape[0]), "ALE/Pong-v5", str(out),
+                                      greedy=True, max_frames=12, every=1, scale=1)
     assert (frames, result.steps, result.finished) == (12, 12, False)
     decoded = iio.imread(out)
     assert decoded.shape == (12, 210, 320, 3)

@@ -1,10 +1,12 @@
-"""fastpg.learner.Learner: an episode whose returns are all zero (no point scored) gives zero
+"""fastpg.reinforce.Reinforce: an episode whose returns are all zero (no point scored) gives zero
 gradients and leaves the weights unchanged, without NaN, on both backends."""
 import numpy as np
 import pytest
 
 from fastpg.backends import get_backend
-from fastpg.learner import Learner, init_weights
+from fastpg.config import Config
+from fastpg.policy import PolicySpec
+from fastpg.reinforce import Reinforce
 
 HIDDEN = 8  # small: the check is about the returns, not the layer
 
@@ -26,17 +28,20 @@ def synthetic_episode(rewards, seed=0):
 
 @pytest.mark.parametrize("backend", ["cython", "numpy"])
 def test_an_all_zero_return_episode_gives_no_nan(backend):
-    W1, W2 = init_weights(HIDDEN, 0)
-    learner = Learner(W1.copy(order="F"), W2.copy(), np.zeros_like(W1, order="F"), np.zeros_like(W2),
-                      get_backend(backend), gamma=0.99, learning_rate=1e-4, decay_rate=0.99)
-    learner.accumulate(synthetic_episode(np.zeros(20)))
+    spec = PolicySpec(HIDDEN)
+    initial = spec.initial_parameters(0)
+    W1, W2 = initial["W1"], initial["W2"]
+    params = {name: array.copy(order="K") for name, array in initial.items()}
+    config = Config(hidden=HIDDEN, learning_rate=1e-4)
+    learner = Reinforce(config, spec, params, Reinforce.initial_state(spec), get_backend(backend))
+    learner.observe(synthetic_episode(np.zeros(20)))
     np.testing.assert_array_equal(learner.grad_W1, 0.0)
     np.testing.assert_array_equal(learner.grad_W2, 0.0)
     learner.update()
     np.testing.assert_array_equal(learner.W1, W1)
     np.testing.assert_array_equal(learner.W2, W2)
     # The same steps with a point scored do move the weights: the check above can fail.
-    learner.accumulate(synthetic_episode([0.0] * 19 + [1.0]))
+    learner.observe(synthetic_episode([0.0] * 19 + [1.0]))
     assert np.all(np.isfinite(learner.grad_W1)) and np.any(learner.grad_W1 != 0)
     learner.update()
     assert np.all(np.isfinite(learner.W1)) and not np.array_equal(learner.W1, W1)
