@@ -10,6 +10,7 @@ import numpy as np
 
 from . import reference
 from .constants import DOWN, N_PIXELS, UP
+
 BACKWARD_CHUNK = 256  # steps densified at a time by the numpy backward
 
 

@@ -16,7 +16,7 @@ from .constants import N_PIXELS
 CHECKPOINT = "checkpoint.npz"
 STATE = "state.json"
 FORMAT = "fastpg-checkpoint-2"  # the state lists its arrays (name -> shape)
-# Format 1 (fastpg 0.1 before the algorithm interface): always these four arrays, shapes set by the hidden size.
+# Format 1 (fastpg 0.1): always these four arrays, shapes set by the hidden size.
 FORMAT_1 = "fastpg-checkpoint-1"
 FORMAT_1_ARRAYS = ("W1", "W2", "cache_W1", "cache_W2")
 

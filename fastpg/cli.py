@@ -8,8 +8,9 @@ import os
 import sys
 
 from . import __version__
-from .algorithm import ALGORITHMS as ALGORITHM_NAMES
+from .algorithm import ALGORITHMS
 from .backends import BACKENDS
+from .config import DEFAULTS, PRESETS, describe_preset, option_name, setting_help
 
 
 def default_workers():
@@ -56,14 +57,12 @@ def _add_train_parser(subparsers):
                      help="compiled kernels, or the pure-numpy reference (same results, slower)")
     run.add_argument("--checkpoint-every", type=int, default=100,
                      help="episodes between checkpoints (taken at batch boundaries; also on exit)")
-    from .config import DEFAULTS, PRESETS, describe_preset, option_name, setting_help
-
     algo = p.add_argument_group("algorithm (fixed for a run; options given explicitly override --preset)")
     algo.add_argument("--preset", choices=sorted(PRESETS),
                       help="; ".join(f"'{name}': {describe_preset(name)}" for name in sorted(PRESETS))
                            + " (default: fastpg's tuned defaults)")
     for field in dataclasses.fields(DEFAULTS):
-        choices = sorted(ALGORITHM_NAMES) if field.name == "algo" else None
+        choices = sorted(ALGORITHMS) if field.name == "algo" else None
         algo.add_argument(option_name(field.name), type=type(field.default), choices=choices,
                           metavar=field.metadata["metavar"], help=setting_help(field))
     p.set_defaults(func=_run_train)
@@ -72,7 +71,6 @@ def _add_train_parser(subparsers):
 def _run_train(args):
     from .checkpoint import CheckpointError
     from .env import EnvError
-    from .config import DEFAULTS
     from .train import TrainingError, preset_overrides, train
 
     if args.resume and not args.run_dir:

@@ -189,7 +189,7 @@ def _prepare_run_dir(run_dir):
     """Create run_dir for a new run; refuse one that holds a checkpoint.
 
     A directory with metrics.csv but no checkpoint is a run killed before its
-    first checkpoint (fastpg before 0.2 wrote the first only after a batch):
+    first checkpoint (fastpg 0.1 wrote the first only after a batch):
     it holds nothing to resume, so the run starts again there.
     """
     if os.path.exists(os.path.join(run_dir, checkpoint.CHECKPOINT)):

@@ -239,3 +239,18 @@ def test_c_ordered_W1_plays_the_same(weights, pong_frames):
     c_order = play(kernels.PolicyStepper(np.ascontiguousarray(W1), W2), pong_frames[:40], uniforms)
     np.testing.assert_array_equal(c_order[0], fortran[0])
     np.testing.assert_allclose(c_order[1], fortran[1], rtol=1e-12)
+
+
+def test_numpy_stepper_plays_and_records_as_the_compiled_one(weights, played, pong_frames):
+    """backends.NumpyStepper exposes the same p and nnz and records the same episode."""
+    from fastpg.backends import NumpyStepper
+
+    stepper = NumpyStepper(*weights)
+    actions, probs, nnz = play(stepper, pong_frames, played["uniforms"])
+    np.testing.assert_array_equal(actions, played["actions"])
+    np.testing.assert_allclose(probs, played["probs"], rtol=1e-9)
+    np.testing.assert_array_equal(nnz, played["nnz"])
+    episode = stepper.finish()
+    for key in ("indices", "signs", "offsets"):
+        np.testing.assert_array_equal(episode[key], played["episode"][key], err_msg=key)
+    np.testing.assert_allclose(episode["dlogp"], played["episode"]["dlogp"], rtol=1e-9, atol=1e-12)
