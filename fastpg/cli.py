@@ -71,7 +71,8 @@ def _add_train_parser(subparsers):
 def _run_train(args):
     from .checkpoint import CheckpointError
     from .env import EnvError
-    from .train import TrainingError, preset_overrides, train
+    from .config import preset_overrides
+    from .train import TrainingError, train
 
     if args.resume and not args.run_dir:
         raise TrainingError("--resume needs --run-dir")

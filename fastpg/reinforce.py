@@ -6,7 +6,6 @@ the learning rate and the batch size.
 """
 import numpy as np
 
-from .policy import ArraySpec
 from .reference import standardize
 
 

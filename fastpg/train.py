@@ -17,7 +17,7 @@ import numpy as np
 from . import checkpoint
 from .algorithm import get_algorithm
 from .backends import get_backend
-from .config import PRESETS, SEED_SETTINGS, Config, TrainingError, preset_overrides  # noqa: F401 (re-exported)
+from .config import Config, TrainingError
 from .metrics import MetricsLog
 from .progress import Progress
 from .rollout import PlayerSettings
