@@ -28,6 +28,7 @@ KERNELS = {
     "policy_forward": ("`policy_forward`", 30),
     "policy_backward": ("`policy_backward` (1,000-step episode, dense API)", 5),
     "discount_rewards": ("`discount_rewards` (T = 2,000)", 50),
+    "gae": ("`gae` (T = 2,000)", None),
     "rmsprop_update": ("`rmsprop_update` (1.28 M parameters)", 2),
     "policy_step": ("per env step, frame -> action (`PolicyStepper.step`, 100 steps)", None),
 }

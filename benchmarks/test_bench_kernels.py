@@ -78,6 +78,25 @@ def test_discount_rewards(benchmark, backend, build_info):
     np.testing.assert_allclose(out, expected, rtol=1e-9)
 
 
+@pytest.mark.benchmark(group="gae")
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_gae(benchmark, backend, build_info):
+    rng = np.random.default_rng(0)
+    rewards = np.zeros(2000)  # a 2,000-step segment: sparse +-1 points, two episode ends
+    points = rng.choice(2000, size=21, replace=False)
+    rewards[points] = rng.choice([-1.0, 1.0], size=21)
+    values = rng.uniform(-1, 1, 2000)
+    dones = np.zeros(2000, dtype=bool)
+    dones[[700, 1500]] = True
+    args = (rewards, values, dones, 0.3, 0.99, 0.95)
+    expected = reference.gae(*args)
+    for actual, wanted in zip(kernels.gae(*args), expected):
+        np.testing.assert_allclose(actual, wanted, rtol=1e-12, atol=1e-14)
+    describe(benchmark, build_info, backend, steps=2000)
+    out = benchmark(BACKENDS[backend].gae, *args)
+    np.testing.assert_allclose(out[0], expected[0], rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.benchmark(group="rmsprop_update")
 @pytest.mark.parametrize("backend", BACKEND_NAMES)
 def test_rmsprop_update(benchmark, backend, build_info):

@@ -101,6 +101,23 @@ def gamma(value):
     return g
 
 
+def unit_interval(name, value):
+    x = float(value)
+    if not 0.0 <= x <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return x
+
+
+def done_flags(value, length):
+    """Episode-end flags (T,) as bool or uint8 -> a C-contiguous uint8 array of 0/1."""
+    arr = as_array("dones", value)
+    check_ndim("dones", arr, 1)
+    if arr.dtype not in (np.bool_, np.uint8):
+        raise TypeError(f"dones must have dtype bool or uint8, got {arr.dtype.name}")
+    check_size("dones", arr, 0, length, "steps, length of rewards")
+    return np.ascontiguousarray(arr != 0, dtype=np.uint8)
+
+
 def rmsprop_args(w, g, cache, learning_rate, decay_rate, eps):
     for name, arr in (("w", w), ("g", g), ("cache", cache)):
         as_array(name, arr)

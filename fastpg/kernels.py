@@ -1,10 +1,11 @@
-"""The compiled kernels: the same five functions as :mod:`fastpg.reference`,
+"""The compiled kernels: the same functions as :mod:`fastpg.reference`,
 plus the trainer's sparse entry points.
 
 Importing this module fails loudly when the Cython extensions are not built,
 so nothing ever falls back to numpy by accident.
 """
 try:
+    from ._gae import gae
     from ._policy import policy_backward, policy_forward
     from ._preprocess import preprocess
     from ._returns import discount_rewards
@@ -20,6 +21,7 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
 __all__ = [
     "preprocess",
     "discount_rewards",
+    "gae",
     "policy_forward",
     "policy_backward",
     "rmsprop_update",

@@ -1,7 +1,8 @@
 """The seed algorithm in plain numpy: the specification of fastpg.
 
 Everything is float64. The compiled kernels in :mod:`fastpg.kernels` export the
-same five functions with the same signatures and are tested against these.
+same functions with the same signatures and are tested against these: the
+seed's five, and ``gae``, the advantages of the coming actor-critic.
 """
 import numpy as np
 
@@ -78,3 +79,28 @@ def standardize(returns):
     centred = returns - returns.mean()
     std = centred.std()
     return centred / std if std > 0 else centred
+
+
+def gae(rewards, values, dones, last_value, gamma, lam):
+    """Generalised advantage estimates GAE(gamma, lambda) over one segment -> (advantages, returns).
+
+    rewards, values: float64 (T,), values[t] = V(s_t). dones: (T,) bool or
+    uint8, true where step t ended an episode: nothing after it counts
+    towards step t. Where the segment is cut mid-episode (dones[-1] false),
+    last_value = V(s_T) bootstraps the rest. With
+    delta_t = r_t + gamma * V(s_{t+1}) * (1 - done_t) - V(s_t),
+    A_t = delta_t + gamma * lam * (1 - done_t) * A_{t+1}, and returns = A + values.
+    """
+    r = _validate.rewards(rewards)
+    v = _validate.float_vector("values", values, r.shape[0], "steps, length of rewards")
+    d = _validate.done_flags(dones, r.shape[0])
+    gamma, lam = _validate.gamma(gamma), _validate.unit_interval("lam", lam)
+    advantages = np.zeros_like(r)
+    following_advantage, following_value = 0.0, float(last_value)
+    for t in reversed(range(r.size)):
+        carry = 0.0 if d[t] else 1.0
+        delta = r[t] + gamma * following_value * carry - v[t]
+        following_advantage = delta + gamma * lam * carry * following_advantage
+        advantages[t] = following_advantage
+        following_value = v[t]
+    return advantages, advantages + v

@@ -12,7 +12,7 @@ import fastpg
 from fastpg import kernels, reference
 
 EXTENSION_MODULES = ["_preprocess", "_policy", "_returns", "_rmsprop", "_rollout"]
-SHARED_API = ["preprocess", "discount_rewards", "policy_forward", "policy_backward", "rmsprop_update"]
+SHARED_API = ["preprocess", "discount_rewards", "policy_forward", "policy_backward", "rmsprop_update", "gae"]
 
 
 @pytest.mark.parametrize("name", EXTENSION_MODULES)
