@@ -95,10 +95,7 @@ def rewards(value):
 
 
 def gamma(value):
-    g = float(value)
-    if not 0.0 <= g <= 1.0:
-        raise ValueError(f"gamma must be in [0, 1], got {value!r}")
-    return g
+    return unit_interval("gamma", value)
 
 
 def unit_interval(name, value):

@@ -16,9 +16,8 @@ from .constants import N_PIXELS
 CHECKPOINT = "checkpoint.npz"
 STATE = "state.json"
 FORMAT = "fastpg-checkpoint-2"  # the state lists its arrays (name -> shape)
-# Format 1 (fastpg 0.1): always these four arrays, shapes set by the hidden size.
+# Format 1 (fastpg 0.1): always W1, W2 and their RMSProp caches, shapes set by the hidden size.
 FORMAT_1 = "fastpg-checkpoint-1"
-FORMAT_1_ARRAYS = ("W1", "W2", "cache_W1", "cache_W2")
 
 
 class CheckpointError(Exception):

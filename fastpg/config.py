@@ -7,7 +7,7 @@ import dataclasses
 import math
 import os
 
-from .algorithm import ALGORITHMS
+from .algorithm import get_algorithm
 from .policy import PolicySpec
 
 
@@ -40,8 +40,7 @@ class Config:
         """Raise ValueError, naming the option, for a setting fastpg cannot run."""
         from .env import atari_settings
 
-        if self.algo not in ALGORITHMS:
-            raise ValueError(f"unknown --algo {self.algo!r}; choose from {', '.join(ALGORITHMS)}")
+        algorithm_class = get_algorithm(self.algo)
         if self.batch_size < 1:
             raise ValueError(f"--batch-size must be at least 1, got {self.batch_size}")
         if not 0 < self.learning_rate < math.inf:
@@ -53,7 +52,7 @@ class Config:
         if not 0 <= self.seed < 2**63:
             raise ValueError(f"--seed must be a non-negative integer, got {self.seed}")
         spec = self.policy()  # checks --hidden
-        check_memory(ALGORITHMS[self.algo].working_bytes(spec), f"--hidden {self.hidden}")
+        check_memory(algorithm_class.working_bytes(spec), f"--hidden {self.hidden}")
         atari_settings(self.env)
 
 

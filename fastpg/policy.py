@@ -59,6 +59,10 @@ class PolicySpec:
         """Name -> ArraySpec of the network's parameters."""
         return {"W1": ArraySpec((self.hidden, N_PIXELS), "F"), "W2": ArraySpec((self.hidden,))}
 
+    def zero_parameters(self):
+        """Name -> zero array for each parameter, in its declared order (a buffer to copy weights into)."""
+        return {name: array.zeros() for name, array in self.parameters().items()}
+
     def parameter_bytes(self):
         return 8 * sum(array.size for array in self.parameters().values())
 

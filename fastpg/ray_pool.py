@@ -37,7 +37,7 @@ class EpisodeActor:
             pass
         from .rollout import Player
 
-        self.params = {name: array.zeros() for name, array in settings.spec.parameters().items()}
+        self.params = settings.spec.zero_parameters()
         self.player = Player(settings, self.params)
         self.params_id = None
 
@@ -187,7 +187,7 @@ class RayPool(Scheduler):
             if n_workers is None:
                 n_workers = max(cluster_cpus(), 1)
             check_room(n_workers)
-            self.params = {name: array.zeros() for name, array in settings.spec.parameters().items()}
+            self.params = settings.spec.zero_parameters()
             super().__init__(RayTransport(self.params, settings, on_warning), n_workers, on_warning, task_name)
         except BaseException:
             self._end_ray()

@@ -24,11 +24,11 @@ def play_episode(game, stepper, run_seed, episode_index, greedy=None, record=Tru
     Stochastic play (``greedy=None``) draws each action from the policy with
     one uniform draw; ``greedy`` is a function P -> action (the policy spec's
     ``greedy_action``) that takes the likelier action instead. ``max_steps``
-    ends the episode early. ``on_step(frame, stepper, action, points_for,
-    points_against)`` is called after the policy has seen each frame (the
-    uint8 (210, 160, 3) buffer, valid only during the call) and chosen its
-    action, before the action is played; ``stepper.p`` and ``stepper.nnz``
-    then describe that step.
+    ends the episode early. ``on_step(frame, stepper, action, rewards)`` is
+    called after the policy has seen each frame (the uint8 (210, 160, 3)
+    buffer, valid only during the call) and chosen its action, before the
+    action is played; ``stepper.p`` and ``stepper.nnz`` then describe that
+    step, and ``rewards`` is the list of the steps' rewards so far (read only).
 
     Returns a dict: ``index``, ``rewards`` float64 (T,), ``finished`` (the game
     ended, not max_steps) and, with ``record``, the stepper's sparse record of
@@ -39,7 +39,6 @@ def play_episode(game, stepper, run_seed, episode_index, greedy=None, record=Tru
     stepper.reset()
     frame = game.reset(env_rng)
     rewards = []
-    points_for = points_against = 0
     draws, next_draw = [], 0
     done = False
     try:
@@ -53,13 +52,9 @@ def play_episode(game, stepper, run_seed, episode_index, greedy=None, record=Tru
                 stepper.step(frame, 0.5)
                 action = greedy(stepper.p)
             if on_step is not None:
-                on_step(frame, stepper, action, points_for, points_against)
+                on_step(frame, stepper, action, rewards)
             frame, reward, done = game.step(action)
             rewards.append(reward)
-            if reward > 0:
-                points_for += int(reward)
-            elif reward < 0:
-                points_against -= int(reward)
         episode = stepper.finish() if record else {}
     finally:
         if not record:

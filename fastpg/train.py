@@ -17,7 +17,7 @@ import numpy as np
 from . import checkpoint
 from .algorithm import get_algorithm
 from .backends import get_backend
-from .config import Config, TrainingError
+from .config import Config, TrainingError, option_name
 from .metrics import MetricsLog
 from .progress import Progress
 from .rollout import PlayerSettings
@@ -102,9 +102,9 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
     else:
         config, state, arrays = _new_run(config_overrides)
     stop_rule.validate_for(config, state)
-    make_pool = _pool_maker(ray_address, workers)  # joins Ray before any file of the run is written
     if not resume:  # only now, when every argument is known to be good, touch the disk
         _prepare_run_dir(run_dir)
+    make_pool = _pool_maker(ray_address, workers)  # joins Ray before any file of the run is written
 
     spec = config.policy()
     algorithm_class = get_algorithm(config.algo)
@@ -174,7 +174,7 @@ def _resume_run(run_dir, overrides):
         config = Config(**saved["config"])
     except TypeError as exc:
         raise checkpoint.CheckpointError(f"{run_dir}: checkpoint config does not match this fastpg ({exc})") from None
-    conflicts = [f"--{name.replace('_', '-')} {value} (run has {getattr(config, name)})"
+    conflicts = [f"{option_name(name)} {value} (run has {getattr(config, name)})"
                  for name, value in overrides.items() if value is not None and value != getattr(config, name)]
     if conflicts:
         raise TrainingError("cannot resume with different settings: " + "; ".join(conflicts))

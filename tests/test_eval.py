@@ -46,7 +46,7 @@ def test_greedy_play_takes_the_likelier_action(policy):
     greedy = player(policy, seed=0, greedy=True)
     seen = []
 
-    def on_step(frame, stepper, action, points_for, points_against):
+    def on_step(frame, stepper, action, rewards):
         assert frame.shape == (210, 160, 3)
         seen.append((stepper.p, action))
 

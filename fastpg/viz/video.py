@@ -114,20 +114,23 @@ def record_video(params, spec, env_id, output, seed=0, greedy=False, max_frames=
     player = Player(PlayerSettings(spec, env_id, backend=backend, seed=seed, greedy=greedy, record=False), params)
     preprocess = get_backend(backend).preprocess
     renderer = FrameRenderer(scale)
-    state = {"previous": None, "step": 0, "written": 0}
+    state = {"previous": None, "points_for": 0, "points_against": 0, "written": 0}
 
-    def on_step(frame, stepper, action, points_for, points_against):
+    def on_step(frame, stepper, action, rewards):
         current = preprocess(frame)
         previous = state["previous"]
         diff = np.zeros_like(current) if previous is None else current - previous
         state["previous"] = current
-        if state["step"] % every == 0:
-            writer.write(renderer.render(frame, diff, stepper.p, action == UP, points_for, points_against,
-                                         state["step"]))
+        step = len(rewards)
+        if step:  # the score after the previous step
+            state["points_for"] += max(int(rewards[-1]), 0)
+            state["points_against"] += max(-int(rewards[-1]), 0)
+        if step % every == 0:
+            writer.write(renderer.render(frame, diff, stepper.p, action == UP, state["points_for"],
+                                         state["points_against"], step))
             state["written"] += 1
             if on_frame is not None:
                 on_frame()
-        state["step"] += 1
 
     max_steps = None if max_frames is None else max_frames * every
     with _atomic_output(output) as tmp:
