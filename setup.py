@@ -20,7 +20,7 @@ compile_args = ["-O3", "-fno-math-errno", "-fno-strict-aliasing"]
 if MARCH_NATIVE:
     compile_args.append("-march=native")
 
-KERNELS = ["_preprocess", "_policy", "_returns", "_gae", "_rmsprop", "_rollout"]
+KERNELS = ["_preprocess", "_policy", "_returns", "_gae", "_rmsprop", "_rollout", "_actor"]
 
 extensions = [
     Extension(f"fastpg.{name}", [f"src/{name}.pyx"], extra_compile_args=compile_args)

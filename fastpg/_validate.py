@@ -129,3 +129,19 @@ def rmsprop_args(w, g, cache, learning_rate, decay_rate, eps):
     if not float(eps) > 0.0:
         raise ValueError(f"eps must be positive, got {eps!r}")
     return float(learning_rate), float(decay_rate), float(eps)
+
+
+def palette_screen(value, name="screen"):
+    arr = as_array(name, value)
+    check_dtype(name, arr, np.uint8)
+    if arr.shape != FRAME_SHAPE[:2]:
+        raise ValueError(f"{name} must have shape {FRAME_SHAPE[:2]} (an Atari palette-index screen), got {arr.shape}")
+    return arr
+
+
+def palette_lut(value, name="lut"):
+    arr = as_array(name, value)
+    check_dtype(name, arr, np.uint8)
+    if arr.shape != (256,):
+        raise ValueError(f"{name} must have shape (256,) (one entry per palette index), got {arr.shape}")
+    return arr

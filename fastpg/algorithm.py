@@ -3,27 +3,37 @@
 An algorithm class ``A`` provides:
 
 - ``A.name``: what ``--algo`` and the run's config call it;
-- ``A.state_arrays(spec)``: name -> :class:`fastpg.policy.ArraySpec` of the
-  arrays it checkpoints besides the policy's parameters (optimiser state);
-- ``A.initial_state(spec)``: those arrays at the start of a run;
+- ``A.task_unit``: what a worker plays per task, ``"episode"`` (an episode
+  index) or ``"segment"`` (a :class:`fastpg.lanes.Segment`);
+- ``A.episodes_per_batch(config)``: episodes per update, or None when a
+  batch is not made of whole episodes;
+- ``A.state_arrays(spec, config=None)``: name -> :class:`fastpg.policy.ArraySpec`
+  of the arrays it checkpoints besides the policy's parameters (optimiser
+  state, and with the config, lane state);
+- ``A.initial_state(spec, config)``: those arrays at the start of a run;
+- ``A.initial_json(config)``: its JSON-ready state at the start of a run;
 - ``A.working_bytes(spec)``: the memory its float64 arrays take, checked
   against the machine before a run starts;
-- ``A(config, spec, parameters, state, backend)``: a learner that updates
-  ``parameters`` (the arrays the workers play with) in place.
+- ``A(config, spec, parameters, state, backend, saved=None)``: a learner that
+  updates ``parameters`` (the arrays the workers play with) in place; ``saved``
+  is its ``json_state()`` from a checkpoint.
 
 and its instances:
 
-- ``next_tasks(episodes_done)``: the episode indices the next batch plays, all
-  with the current parameters;
-- ``observe(episode)``: take in one finished episode, in index order;
-- ``update()``: learn from the batch's episodes;
+- ``next_tasks(run_state)``: the tasks of the next batch, all played with the
+  current parameters;
+- ``observe(result)``: take in one task's result, in task order; returns
+  (env steps, [(reward, length, step) of each episode that ended in it]);
+- ``update(run_state)``: learn from the batch;
 - ``discard()``: forget a batch abandoned part way;
-- ``arrays()``: name -> array of everything a checkpoint holds (parameters and
-  state), so that a resumed run continues exactly.
+- ``arrays()`` and ``json_state()``: everything a checkpoint holds, so that a
+  resumed run continues exactly;
+- ``last_stats``: None, or a dict of the last update's statistics.
 """
+from .ppo import PPO
 from .reinforce import Reinforce
 
-ALGORITHMS = {cls.name: cls for cls in (Reinforce,)}
+ALGORITHMS = {cls.name: cls for cls in (Reinforce, PPO)}
 
 
 def get_algorithm(name):

@@ -82,16 +82,136 @@ def numpy_sparse_backward(W1, W2, indices, signs, offsets, weighted_dlogp, dW1, 
         dW2 += chunk_dW2
 
 
-class Backend:
-    """The kernels one run uses: a stepper class, the learner's three functions, and preprocess (for video)."""
+class NumpyActorStepper:
+    """The reference twin of kernels.ActorStepper: same interface, same record."""
 
-    def __init__(self, name, stepper, discount_rewards, sparse_backward, rmsprop_update, preprocess):
+    def __init__(self, params, actions, lut, fill_lut):
+        self.params = params
+        self.actions = np.asarray(actions, dtype=np.int32)
+        self.lut, self.fill_lut = lut, fill_lut
+        self.probs = np.zeros(len(self.actions))
+        self.nnz = self.choice = 0
+        self.reset()
+
+    @property
+    def p(self):
+        return self.probs[0]
+
+    @property
+    def n_steps(self):
+        return sum(1 for c in self._choices if c != 255)
+
+    def reset(self):
+        self._previous = None
+        self._indices, self._signs, self._choices = [], [], []
+
+    def new_episode(self):
+        self._previous = None
+
+    @property
+    def previous(self):
+        return None if self._previous is None else self._previous.astype(np.uint8)
+
+    @previous.setter
+    def previous(self, frame):
+        if frame is None:
+            self._previous = None
+            return
+        frame = np.asarray(frame)
+        if frame.shape != (N_PIXELS,) or frame.max(initial=0) > 1:
+            raise ValueError(f"previous must be a (6400,) array of 0/1, got shape {frame.shape}")
+        self._previous = frame.astype(np.float64)
+
+    def _read(self, screen):
+        try:
+            return reference.preprocess_palette(screen, self.lut)
+        except ValueError as exc:
+            if "no entry" not in str(exc):
+                raise
+        self.fill_lut()
+        try:
+            return reference.preprocess_palette(screen, self.lut)
+        except ValueError:
+            raise ValueError("the screen shows a colour that fill_lut() did not add to the lut") from None
+
+    def _record(self, current, choice):
+        x = np.zeros(N_PIXELS) if self._previous is None else current - self._previous
+        nonzero = np.flatnonzero(x)
+        self.nnz = len(nonzero)
+        self._indices.append(nonzero.astype(np.int16))
+        self._signs.append(x[nonzero].astype(np.int8))
+        self._choices.append(choice)
+        return x
+
+    def step(self, screen, u):
+        current = self._read(screen)
+        x = self._record(current, 0)
+        self._previous = current
+        logits, _, _ = reference.actor_critic_forward(self.params, x[None, :])
+        self.probs = np.exp(reference.log_softmax(logits)[0])
+        below = np.flatnonzero(u < np.cumsum(self.probs))
+        self.choice = int(below[0]) if len(below) else len(self.probs) - 1
+        self._choices[-1] = self.choice
+        return int(self.actions[self.choice])
+
+    def greedy(self):
+        self.choice = int(np.argmax(self.probs))
+        self._choices[-1] = self.choice
+        return int(self.actions[self.choice])
+
+    def peek(self, screen):
+        self._record(self._read(screen), 255)
+
+    def finish(self):
+        lengths = [len(i) for i in self._indices]
+        record = {
+            "indices": np.concatenate(self._indices or [np.empty(0, np.int16)]),
+            "signs": np.concatenate(self._signs or [np.empty(0, np.int8)]),
+            "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32),
+            "choices": np.array(self._choices, dtype=np.uint8),
+        }
+        self._indices, self._signs, self._choices = [], [], []
+        return record
+
+
+def numpy_actor_critic_forward(params, indices, signs, offsets, logits, values):
+    """kernels.actor_critic_forward's twin: the reference forward on dense chunks."""
+    record = {"indices": indices, "signs": signs, "offsets": offsets}
+    n_rows = len(offsets) - 1
+    for start in range(0, n_rows, BACKWARD_CHUNK):
+        stop = min(start + BACKWARD_CHUNK, n_rows)
+        logits[start:stop], values[start:stop], _ = reference.actor_critic_forward(
+            params, densify(record, start, stop))
+
+
+def numpy_ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advantages, returns,
+                       clip, vf_coef, ent_coef, grads):
+    """kernels.ppo_backward's twin: reference.ppo_loss on the minibatch's dense rows."""
+    record = {"indices": indices, "signs": signs, "offsets": offsets}
+    x = np.concatenate([densify(record, t, t + 1) for t in rows]) if len(rows) else np.zeros((0, N_PIXELS))
+    loss, dense_grads, stats = reference.ppo_loss(params, x, choices.astype(np.intp), logp_old, advantages,
+                                                  returns, clip, vf_coef, ent_coef)
+    for name, grad in dense_grads.items():
+        grads[name][...] = grad
+    return loss, stats
+
+
+class Backend:
+    """The kernels one run uses: steppers, the learners' functions, and preprocess (for video)."""
+
+    def __init__(self, name, stepper, discount_rewards, sparse_backward, rmsprop_update, preprocess,
+                 actor_stepper, actor_critic_forward, ppo_backward, adam_update, gae):
         self.name = name
         self.stepper = stepper
         self.preprocess = preprocess
         self.discount_rewards = discount_rewards
         self.sparse_backward = sparse_backward
         self.rmsprop_update = rmsprop_update
+        self.actor_stepper = actor_stepper
+        self.actor_critic_forward = actor_critic_forward
+        self.ppo_backward = ppo_backward
+        self.adam_update = adam_update
+        self.gae = gae
 
 
 BACKENDS = ("cython", "numpy")
@@ -102,8 +222,12 @@ def get_backend(name):
         from . import kernels
 
         return Backend(name, kernels.PolicyStepper, kernels.discount_rewards,
-                       kernels.sparse_backward, kernels.rmsprop_update, kernels.preprocess)
+                       kernels.sparse_backward, kernels.rmsprop_update, kernels.preprocess,
+                       kernels.ActorStepper, kernels.actor_critic_forward, kernels.ppo_backward,
+                       kernels.adam_update, kernels.gae)
     if name == "numpy":
         return Backend(name, NumpyStepper, reference.discount_rewards,
-                       numpy_sparse_backward, reference.rmsprop_update, reference.preprocess)
+                       numpy_sparse_backward, reference.rmsprop_update, reference.preprocess,
+                       NumpyActorStepper, numpy_actor_critic_forward, numpy_ppo_backward,
+                       reference.adam_update, reference.gae)
     raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")

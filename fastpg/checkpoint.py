@@ -18,6 +18,7 @@ STATE = "state.json"
 FORMAT = "fastpg-checkpoint-2"  # the state lists its arrays (name -> shape)
 # Format 1 (fastpg 0.1): always W1, W2 and their RMSProp caches, shapes set by the hidden size.
 FORMAT_1 = "fastpg-checkpoint-1"
+ARRAY_DTYPES = ("float64", "uint8")  # arrays not listed in the state's "dtypes" are float64
 
 
 class CheckpointError(Exception):
@@ -46,8 +47,13 @@ def _write_atomically(path, write):
 
 
 def save(run_dir, arrays, state):
-    """Write the named float64 arrays and the state dict (JSON-ready) atomically."""
+    """Write the named arrays (float64, or uint8 for byte data) and the state dict (JSON-ready) atomically."""
     state = dict(state, format=FORMAT, arrays={name: list(array.shape) for name, array in arrays.items()})
+    dtypes = {name: array.dtype.name for name, array in arrays.items() if array.dtype != np.float64}
+    if any(dtype not in ARRAY_DTYPES for dtype in dtypes.values()):
+        raise ValueError(f"checkpoint arrays must be float64 or uint8, got {dtypes}")
+    if dtypes:
+        state["dtypes"] = dtypes
     text = json.dumps(state, indent=2, sort_keys=True)
     if "state" in arrays:
         raise ValueError("'state' is reserved for the run state; name the array otherwise")
@@ -108,12 +114,14 @@ def _check(path, arrays, state):
         state["config"]["hidden"] + 0
     except (KeyError, TypeError, ValueError):
         raise CheckpointError(f"{path} has an incomplete state record") from None
+    dtypes = state.get("dtypes", {})
     for name, shape in state["arrays"].items():
         array = arrays[name]
-        if array.dtype != np.float64 or list(array.shape) != list(shape):
+        dtype = dtypes.get(name, "float64")
+        if dtype not in ARRAY_DTYPES or array.dtype != dtype or list(array.shape) != list(shape):
             raise CheckpointError(
-                f"{path}: {name} is {array.dtype} {array.shape}, expected float64 {tuple(shape)}")
-        if not np.all(np.isfinite(array)):
+                f"{path}: {name} is {array.dtype} {array.shape}, expected {dtype} {tuple(shape)}")
+        if dtype == "float64" and not np.all(np.isfinite(array)):
             raise CheckpointError(f"{path}: {name} holds NaN or infinite values")
     running = state.get("running_reward")
     if running is not None and not math.isfinite(running):
@@ -126,5 +134,8 @@ def check_fits(path, arrays, expected):
         raise CheckpointError(f"{path}: holds arrays {', '.join(sorted(arrays))}; this run needs "
                               f"{', '.join(sorted(expected))}")
     for name, spec in expected.items():
-        if arrays[name].shape != tuple(spec.shape):
-            raise CheckpointError(f"{path}: {name} is {arrays[name].shape}, this run needs {tuple(spec.shape)}")
+        shape = arrays[name].shape
+        if len(shape) != len(spec.shape) or any(n is not None and n != m for n, m in zip(spec.shape, shape)):
+            raise CheckpointError(f"{path}: {name} is {shape}, this run needs {tuple(spec.shape)}")
+        if arrays[name].dtype != spec.dtype:
+            raise CheckpointError(f"{path}: {name} is {arrays[name].dtype}, this run needs {spec.dtype}")

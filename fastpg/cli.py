@@ -63,7 +63,7 @@ def _add_train_parser(subparsers):
                            + " (default: fastpg's tuned defaults)")
     for field in dataclasses.fields(DEFAULTS):
         choices = sorted(ALGORITHMS) if field.name == "algo" else None
-        algo.add_argument(option_name(field.name), type=type(field.default), choices=choices,
+        algo.add_argument(option_name(field.name), type=field.type, choices=choices,
                           metavar=field.metadata["metavar"], help=setting_help(field))
     p.set_defaults(func=_run_train)
 

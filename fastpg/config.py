@@ -8,7 +8,7 @@ import math
 import os
 
 from .algorithm import get_algorithm
-from .policy import PolicySpec
+from .policy import ActorCriticSpec, PolicySpec
 
 
 def _setting(default, help, metavar=None):
@@ -19,21 +19,40 @@ def _setting(default, help, metavar=None):
 class Config:
     """Everything a run's result depends on (with the episode count).
 
-    The defaults differ from the seed's in two settings, chosen by the learning
-    runs in docs/runs/ (README, "Learning Pong in an hour"): a 10x larger
-    learning rate, and an update every 2 episodes instead of every 10.
+    Settings left at None take their algorithm's default
+    (:data:`ALGORITHM_DEFAULTS`); a setting of another algorithm stays None,
+    and giving one is an error. The REINFORCE defaults differ from the seed's
+    in two settings, chosen by the learning runs in docs/runs/ (README,
+    "Learning Pong in an hour"): a 10x larger learning rate, and an update
+    every 2 episodes instead of every 10.
     """
 
     env: str = _setting("ALE/Pong-v5", "gymnasium Atari id (Pong-v0 is the seed's)", "ID")
     algo: str = _setting("reinforce", "learning algorithm")
     seed: int = _setting(0, "the run's seed")
     hidden: int = _setting(200, "hidden units")
-    batch_size: int = _setting(2, "episodes per RMSProp update")
-    learning_rate: float = _setting(1e-3, "RMSProp step size")
+    learning_rate: float = _setting(None, "step size (RMSProp for reinforce, Adam for ppo)")
     gamma: float = _setting(0.99, "reward discount")
-    decay_rate: float = _setting(0.99, "RMSProp decay")
+    batch_size: int = _setting(None, "reinforce: episodes per RMSProp update")
+    decay_rate: float = _setting(None, "reinforce: RMSProp decay")
+    lanes: int = _setting(None, "ppo: independent game streams; a batch is one segment of each")
+    segment_steps: int = _setting(None, "ppo: steps per lane per batch")
+    epochs: int = _setting(None, "ppo: passes over each batch")
+    minibatches: int = _setting(None, "ppo: minibatches (Adam steps) per epoch")
+    max_kl: float = _setting(None, "ppo: the most mean KL(old || new) an update may reach")
+    clip: float = _setting(None, "ppo: the surrogate's ratio clip")
+    ent_coef: float = _setting(None, "ppo: entropy bonus weight")
+    vf_coef: float = _setting(None, "ppo: value loss weight")
+    lam: float = _setting(None, "ppo: GAE lambda")
+
+    def __post_init__(self):
+        for name, value in ALGORITHM_DEFAULTS.get(self.algo, {}).items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
 
     def policy(self):
+        if self.algo == "ppo":
+            return ActorCriticSpec(hidden=self.hidden)
         return PolicySpec(hidden=self.hidden)
 
     def validate(self):
@@ -41,19 +60,45 @@ class Config:
         from .env import atari_settings
 
         algorithm_class = get_algorithm(self.algo)
-        if self.batch_size < 1:
-            raise ValueError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if not 0 < self.learning_rate < math.inf:
-            raise ValueError(f"--learning-rate must be positive and finite, got {self.learning_rate}")
+        for name in ALGORITHM_SETTINGS:
+            if name not in ALGORITHM_DEFAULTS[self.algo] and getattr(self, name) is not None:
+                owner = next(algo for algo, names in ALGORITHM_DEFAULTS.items() if name in names)
+                raise ValueError(f"{option_name(name)} is a setting of --algo {owner}, not of --algo {self.algo}")
+        for name in ("batch_size", "lanes", "segment_steps", "epochs", "minibatches"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{option_name(name)} must be at least 1, got {value}")
+        if self.algo == "ppo" and self.minibatches > self.lanes * self.segment_steps:
+            raise ValueError(f"--minibatches ({self.minibatches}) must not exceed a batch's steps "
+                             f"(--lanes x --segment-steps = {self.lanes * self.segment_steps})")
+        for name in ("learning_rate", "max_kl", "clip"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < math.inf:
+                raise ValueError(f"{option_name(name)} must be positive and finite, got {value}")
+        for name in ("ent_coef", "vf_coef"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < math.inf:
+                raise ValueError(f"{option_name(name)} must be non-negative and finite, got {value}")
         if not 0 <= self.gamma <= 1:
             raise ValueError(f"--gamma must be in [0, 1], got {self.gamma}")
-        if not 0 <= self.decay_rate < 1:
+        if self.lam is not None and not 0 <= self.lam <= 1:
+            raise ValueError(f"--lam must be in [0, 1], got {self.lam}")
+        if self.decay_rate is not None and not 0 <= self.decay_rate < 1:
             raise ValueError(f"--decay-rate must be in [0, 1), got {self.decay_rate}")
         if not 0 <= self.seed < 2**63:
             raise ValueError(f"--seed must be a non-negative integer, got {self.seed}")
         spec = self.policy()  # checks --hidden
         check_memory(algorithm_class.working_bytes(spec), f"--hidden {self.hidden}")
         atari_settings(self.env)
+
+
+# Each algorithm's own settings and their defaults (PPO's from the runs in docs/runs/).
+ALGORITHM_DEFAULTS = {
+    "reinforce": {"learning_rate": 1e-3, "batch_size": 2, "decay_rate": 0.99},
+    "ppo": {"learning_rate": 3e-4, "lanes": 16, "segment_steps": 128, "epochs": 4, "minibatches": 4,
+            "max_kl": 0.02, "clip": 0.2, "ent_coef": 0.01, "vf_coef": 0.5, "lam": 0.95},
+}
+ALGORITHM_SETTINGS = sorted({name for names in ALGORITHM_DEFAULTS.values() for name in names} - {"learning_rate"})
 
 
 def check_memory(needed, what):
@@ -71,7 +116,7 @@ DEFAULTS = Config()
 
 # The seed post's hyperparameters. With them the learner is the seed algorithm exactly: returns
 # standardised per episode, gradients summed over 10 episodes, one RMSProp step per batch.
-SEED_SETTINGS = {"hidden": 200, "batch_size": 10, "learning_rate": 1e-4, "gamma": 0.99, "decay_rate": 0.99}
+SEED_SETTINGS = {"algo": "reinforce", "hidden": 200, "batch_size": 10, "learning_rate": 1e-4, "gamma": 0.99, "decay_rate": 0.99}
 PRESETS = {"seed": SEED_SETTINGS}
 PRESET_HELP = {"seed": "the seed post's hyperparameters"}
 
@@ -104,7 +149,10 @@ def describe_preset(name):
 
 def setting_help(field):
     """A Config field's --help text: what it is, its default, and each preset's value where it differs."""
-    text = f"{field.metadata['help']} (default {field.default}"
+    defaults = {algo: values[field.name] for algo, values in ALGORITHM_DEFAULTS.items() if field.name in values}
+    default = (", ".join(f"{value} with --algo {algo}" for algo, value in defaults.items()) if defaults
+               else field.default)
+    text = f"{field.metadata['help']} (default {default}"
     for preset, settings in sorted(PRESETS.items()):
         if field.name in settings and settings[field.name] != field.default:
             text += f"; --preset {preset}: {settings[field.name]}"

@@ -35,14 +35,19 @@ def atari_settings(env_id):
     return kwargs
 
 
+SCREENS = ("rgb", "palette")
+
+
 class AtariGame:
     """One emulator. ``reset(rng)`` starts an episode; ``step(action)`` plays one agent step.
 
-    Observations are uint8 (210, 160, 3) RGB frames written into one buffer
-    that each call overwrites (copy it to keep it).
+    Observations are written into one buffer that each call overwrites (copy
+    it to keep it): uint8 (210, 160, 3) RGB frames, or with
+    ``screen="palette"`` uint8 (210, 160) palette indices, a 1 us read
+    instead of 31 us; ``rgb()`` then reads the RGB screen when it is needed.
     """
 
-    def __init__(self, env_id="ALE/Pong-v5"):
+    def __init__(self, env_id="ALE/Pong-v5", screen="rgb"):
         from ale_py import ALEInterface, LoggerMode, roms
 
         kwargs = atari_settings(env_id)
@@ -66,7 +71,11 @@ class AtariGame:
         self.ale.loadROM(roms.get_rom_path(kwargs["game"]))
         self.actions = self.ale.getMinimalActionSet()
         self._noop = self.actions[0]
-        self.frame = np.empty(FRAME_SHAPE, dtype=np.uint8)
+        if screen not in SCREENS:
+            raise ValueError(f"screen must be one of {SCREENS}, got {screen!r}")
+        self._read_screen = self.ale.getScreenRGB if screen == "rgb" else self.ale.getScreen
+        self.frame = np.empty(FRAME_SHAPE if screen == "rgb" else FRAME_SHAPE[:2], dtype=np.uint8)
+        self._rgb = np.empty(FRAME_SHAPE, dtype=np.uint8)
         self._rng = None
         self._previous = self._noop
 
@@ -75,7 +84,38 @@ class AtariGame:
         self._rng = rng
         self._previous = self._noop
         self.ale.reset_game()
-        self.ale.getScreenRGB(self.frame)
+        self._read_screen(self.frame)
+        return self.frame
+
+    def rgb(self):
+        """The current screen as uint8 (210, 160, 3) RGB (a buffer the next call overwrites)."""
+        self.ale.getScreenRGB(self._rgb)
+        return self._rgb
+
+    def fill_lut(self, lut, is_foreground):
+        """Set lut[i] = is_foreground(red) for every palette index i on the current screen.
+
+        ``is_foreground`` maps a uint8 array of red values to booleans. Reads
+        both screens, so a palette index gets exactly its colour's verdict.
+        """
+        indices = np.empty(FRAME_SHAPE[:2], dtype=np.uint8)
+        self.ale.getScreen(indices)
+        red = self.rgb()[..., 0]
+        lut[indices.ravel()] = is_foreground(red.ravel())
+
+    def save(self):
+        """The game's state between agent steps: (emulator bytes, screen copy, sticky action)."""
+        return self.ale.cloneState().serialize(), self.frame.copy(), int(self._previous.value)
+
+    def restore(self, saved, rng):
+        """Continue from ``save()``'s state, drawing sticky actions and frameskips from rng; returns the screen."""
+        from ale_py import Action, ALEState
+
+        emulator, screen, previous = saved
+        self.ale.restoreState(ALEState(emulator))
+        self.frame[...] = screen  # the emulator's state does not hold its last screen
+        self._previous = Action(previous)
+        self._rng = rng
         return self.frame
 
     def step(self, action):
@@ -93,5 +133,5 @@ class AtariGame:
             if sticky == 0.0 or draws[i] >= sticky:
                 self._previous = requested
             reward += self.ale.act(self._previous)
-        self.ale.getScreenRGB(self.frame)
+        self._read_screen(self.frame)
         return self.frame, float(reward), self.ale.game_over()

@@ -5,6 +5,7 @@ Importing this module fails loudly when the Cython extensions are not built,
 so nothing ever falls back to numpy by accident.
 """
 try:
+    from ._actor import ActorStepper, actor_critic_forward, adam_update, ppo_backward
     from ._gae import gae
     from ._policy import policy_backward, policy_forward
     from ._preprocess import preprocess
@@ -27,4 +28,8 @@ __all__ = [
     "rmsprop_update",
     "PolicyStepper",
     "sparse_backward",
+    "ActorStepper",
+    "actor_critic_forward",
+    "ppo_backward",
+    "adam_update",
 ]

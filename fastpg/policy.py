@@ -16,17 +16,18 @@ INIT_SPAWN_KEY = 2**32 - 1  # the initial weights' stream of the run's seed; epi
 
 @dataclasses.dataclass(frozen=True)
 class ArraySpec:
-    """One named float64 array: its shape and memory order ("C" or "F")."""
+    """One named array: its shape (None: any length), memory order ("C" or "F") and dtype."""
 
     shape: tuple
     order: str = "C"
+    dtype: str = "float64"
 
     @property
     def size(self):
         return int(np.prod(self.shape))
 
     def zeros(self):
-        return np.zeros(self.shape, order=self.order)
+        return np.zeros(self.shape, dtype=self.dtype, order=self.order)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,11 +74,74 @@ class PolicySpec:
         W2 = rng.standard_normal(self.hidden) / np.sqrt(self.hidden)
         return {"W1": W1, "W2": W2}
 
-    def stepper(self, backend, parameters):
+    screen = "rgb"  # the screen its stepper reads
+
+    def stepper(self, backend, parameters, game):
         """backend's stepper playing with ``parameters`` (it reads them in place, so updates show)."""
         return backend.stepper(parameters["W1"], parameters["W2"])
 
     def greedy_action(self, p):
         """The likelier action when the head gives P(actions[0]) = p."""
         return self.actions[0] if p >= 0.5 else self.actions[1]
+
+    def greedy(self, stepper):
+        """The likelier action at the stepper's last step."""
+        return self.greedy_action(stepper.p)
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorCriticSpec:
+    """The actor-critic's network: the seed's sparse hidden layer (with biases), a softmax over
+    ``actions`` and a value.
+
+    h = relu(W1 x + b1), logits = W_pi h + b_pi, value = w_v . h + b_v, with x
+    the 80x80 difference frame. ``actions`` are indices into the game's
+    minimal action set. Its stepper reads palette screens.
+    """
+
+    hidden: int
+    actions: tuple = (UP, DOWN)
+    head = "softmax"
+    screen = "palette"
+
+    def __post_init__(self):
+        if self.hidden < 1:
+            raise ValueError(f"--hidden must be at least 1, got {self.hidden}")
+        if len(self.actions) < 2 or len(set(self.actions)) != len(self.actions):
+            raise ValueError(f"the policy needs at least 2 distinct actions, got {self.actions}")
+
+    @property
+    def n_actions(self):
+        return len(self.actions)
+
+    def parameters(self):
+        H, A = self.hidden, self.n_actions
+        return {"W1": ArraySpec((H, N_PIXELS), "F"), "b1": ArraySpec((H,)), "W_pi": ArraySpec((A, H)),
+                "b_pi": ArraySpec((A,)), "w_v": ArraySpec((H,)), "b_v": ArraySpec((1,))}
+
+    def zero_parameters(self):
+        return {name: array.zeros() for name, array in self.parameters().items()}
+
+    def parameter_bytes(self):
+        return 8 * sum(array.size for array in self.parameters().values())
+
+    def initial_parameters(self, seed):
+        """W1 as the seed's, W_pi small (a near-uniform first policy), w_v ~ N(0,1)/sqrt(H), zero biases."""
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(INIT_SPAWN_KEY,)))
+        params = self.zero_parameters()
+        params["W1"][...] = rng.standard_normal((self.hidden, N_PIXELS)) / np.sqrt(N_PIXELS)
+        params["W_pi"][...] = 0.01 * rng.standard_normal((self.n_actions, self.hidden)) / np.sqrt(self.hidden)
+        params["w_v"][...] = rng.standard_normal(self.hidden) / np.sqrt(self.hidden)
+        return params
+
+    def stepper(self, backend, parameters, game):
+        """backend's actor stepper on ``game``'s palette screens, with a colour table it fills as colours appear."""
+        from .reference import is_foreground
+
+        lut = np.full(256, 2, dtype=np.uint8)  # 2: not seen yet
+        return backend.actor_stepper(parameters, self.actions, lut, lambda: game.fill_lut(lut, is_foreground))
+
+    def greedy(self, stepper):
+        """The likeliest action at the stepper's last step (recorded as its choice)."""
+        return stepper.greedy()
 

@@ -1,4 +1,5 @@
 """Progress display: a live tqdm bar on a terminal, one plain line per batch otherwise."""
+import math
 import sys
 
 
@@ -14,6 +15,8 @@ class Progress:
         self.interactive = self.stream.isatty()
         self._by_steps = total_episodes is None and total_steps is not None
         self._bar = None
+        self.min_interval = 0.0  # seconds between plain batch lines
+        self._last_line = -math.inf
         if self.interactive:
             from tqdm import tqdm
 
@@ -29,9 +32,11 @@ class Progress:
                 f"running {running_reward:+.2f} | last {reward:+.0f}", refresh=False)
 
     def batch(self, episode, env_steps, running_reward, steps_per_second, seconds):
-        if self._bar is None:
-            print(f"episode {episode}  env_steps {env_steps}  running_reward {running_reward:+.3f}  "
+        if self._bar is None and seconds - self._last_line >= self.min_interval:
+            running = "n/a" if running_reward is None else format(running_reward, "+.3f")
+            print(f"episode {episode}  env_steps {env_steps}  running_reward {running}  "
                   f"{steps_per_second:.0f} steps/s  {seconds:.0f} s", file=self.stream, flush=True)
+            self._last_line = seconds
 
     def message(self, text):
         if self._bar is not None:

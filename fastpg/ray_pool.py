@@ -35,10 +35,8 @@ class EpisodeActor:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
         except ValueError:  # not the worker's main thread
             pass
-        from .rollout import Player
-
         self.params = settings.spec.zero_parameters()
-        self.player = Player(settings, self.params)
+        self.player = settings.player(self.params)
         self.params_id = None
 
     def describe(self):
@@ -60,10 +58,10 @@ class EpisodeActor:
                 self.params[name][...] = value
             self.params_id = ref.hex()
 
-    def play(self, params, index):
-        """Play episode index with the batch's parameters."""
+    def play(self, params, task):
+        """Play the task (an episode index or a segment) with the batch's parameters."""
         self.load_params(params)
-        return self.player.play(index)
+        return self.player.play(task)
 
 
 class _Actor:

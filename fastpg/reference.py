@@ -18,9 +18,12 @@ def preprocess(frame):
     values 144 and 109, and 0, become 0; anything else becomes 1.
     """
     frame = _validate.frame(frame)
-    red = frame[35:195:2, ::2, 0]
-    foreground = (red != 0) & (red != BACKGROUND[0]) & (red != BACKGROUND[1])
-    return foreground.astype(np.float64).ravel()
+    return is_foreground(frame[35:195:2, ::2, 0]).astype(np.float64).ravel()
+
+
+def is_foreground(red):
+    """The seed's pixel rule on red values: neither 0 nor one of Pong's two background colours."""
+    return (red != 0) & (red != BACKGROUND[0]) & (red != BACKGROUND[1])
 
 
 def discount_rewards(rewards, gamma):
@@ -104,3 +107,96 @@ def gae(rewards, values, dones, last_value, gamma, lam):
         advantages[t] = following_advantage
         following_value = v[t]
     return advantages, advantages + v
+
+
+# --- The actor-critic (``--algo ppo``): a softmax policy and a value on the seed's hidden layer ---
+
+def preprocess_palette(screen, lut):
+    """uint8 (210, 160) palette-index screen -> float64 (6400,) of 0/1, through lut (256,) of 0/1.
+
+    With ``lut[i]`` = 1 exactly when colour i's red value is foreground by
+    :func:`preprocess`'s rule, the result equals preprocess of the RGB screen.
+    """
+    screen = _validate.palette_screen(screen)
+    lut = _validate.palette_lut(lut)
+    if np.any(lut[screen[35:195:2, ::2]] > 1):
+        raise ValueError("lut has no entry for a colour on this screen")
+    return lut[screen[35:195:2, ::2]].astype(np.float64).ravel()
+
+
+def actor_critic_forward(params, x):
+    """Dense inputs x (T, 6400) -> (logits (T, A), values (T,), h (T, H)).
+
+    h = relu(W1 x + b1); logits = W_pi h + b_pi; value = w_v . h + b_v.
+    params: W1 (H, 6400), b1 (H,), W_pi (A, H), b_pi (A,), w_v (H,), b_v (1,).
+    """
+    h = np.maximum(x @ params["W1"].T + params["b1"], 0.0)
+    logits = h @ params["W_pi"].T + params["b_pi"]
+    values = h @ params["w_v"] + params["b_v"][0]
+    return logits, values, h
+
+
+def log_softmax(logits):
+    """Row-wise log of the softmax of logits (T, A)."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def softmax_kl(old_logits, new_logits):
+    """Mean over rows of KL(old || new) between the softmax policies of two (T, A) logit arrays."""
+    old_logp, new_logp = log_softmax(old_logits), log_softmax(new_logits)
+    return float(np.mean(np.sum(np.exp(old_logp) * (old_logp - new_logp), axis=1)))
+
+
+def ppo_loss(params, x, actions, logp_old, advantages, returns, clip, vf_coef, ent_coef):
+    """The actor-critic's minibatch loss, its gradient, and statistics.
+
+    Per step t, with ratio r = exp(logp(a_t) - logp_old_t):
+    loss_t = -min(r A_t, clip(r, 1 - clip, 1 + clip) A_t)
+             + vf_coef * (V(s_t) - R_t)**2 / 2 - ent_coef * entropy(pi(s_t)).
+    The loss is the mean over the T steps. Returns (loss, grads, stats):
+    grads maps each parameter's name to d loss / d parameter; stats has the
+    mean policy loss, value loss ((V - R)**2 / 2), entropy and clipped fraction.
+    """
+    T = x.shape[0]
+    logits, values, h = actor_critic_forward(params, x)
+    logp = log_softmax(logits)
+    probs = np.exp(logp)
+    rows = np.arange(T)
+    ratio = np.exp(logp[rows, actions] - logp_old)
+    clipped = np.clip(ratio, 1.0 - clip, 1.0 + clip)
+    policy_loss = -np.minimum(ratio * advantages, clipped * advantages)
+    value_error = values - returns
+    entropy = -np.sum(probs * logp, axis=1)
+    loss = np.mean(policy_loss + vf_coef * 0.5 * value_error**2 - ent_coef * entropy)
+    # The min takes the clipped term (whose gradient is 0) only where it is strictly smaller.
+    active = ratio * advantages <= clipped * advantages
+    d_logp_a = np.where(active, -ratio * advantages, 0.0)  # d policy_loss / d logp(a)
+    onehot = np.zeros_like(logits)
+    onehot[rows, actions] = 1.0
+    d_logits = d_logp_a[:, None] * (onehot - probs)
+    d_logits += ent_coef * probs * (logp + entropy[:, None])  # -ent_coef * d entropy / d logits
+    d_values = vf_coef * value_error
+    d_logits /= T
+    d_values /= T
+    dh = d_logits @ params["W_pi"] + np.outer(d_values, params["w_v"])
+    dh[h <= 0] = 0.0
+    grads = {
+        "W1": dh.T @ x, "b1": dh.sum(axis=0),
+        "W_pi": d_logits.T @ h, "b_pi": d_logits.sum(axis=0),
+        "w_v": h.T @ d_values, "b_v": np.array([d_values.sum()]),
+    }
+    stats = {"policy_loss": float(policy_loss.mean()), "value_loss": float(np.mean(0.5 * value_error**2)),
+             "entropy": float(entropy.mean()), "clip_fraction": float(np.mean(~active))}
+    return float(loss), grads, stats
+
+
+def adam_update(w, g, m, v, step, learning_rate, beta1=0.9, beta2=0.999, eps=1e-8):
+    """In place, Adam's descent step number ``step`` (1, 2, ...) on w with gradient g and moments m, v."""
+    m *= beta1
+    m += (1.0 - beta1) * g
+    v *= beta2
+    v += (1.0 - beta2) * g**2
+    m_hat_scale = 1.0 / (1.0 - beta1**step)
+    v_hat_scale = 1.0 / (1.0 - beta2**step)
+    w -= learning_rate * (m * m_hat_scale) / (np.sqrt(v * v_hat_scale) + eps)

@@ -17,8 +17,10 @@ class Reinforce:
     """
 
     name = "reinforce"
+    task_unit = "episode"
+    last_stats = None
 
-    def __init__(self, config, spec, parameters, caches, backend):
+    def __init__(self, config, spec, parameters, caches, backend, saved=None):
         self.batch_size = config.batch_size
         self.gamma, self.learning_rate, self.decay_rate = config.gamma, config.learning_rate, config.decay_rate
         self.backend = backend
@@ -29,7 +31,11 @@ class Reinforce:
         self.grad_W2 = np.zeros_like(self.W2)
 
     @staticmethod
-    def state_arrays(spec):
+    def episodes_per_batch(config):
+        return config.batch_size
+
+    @staticmethod
+    def state_arrays(spec, config=None):
         """Name -> ArraySpec of what the algorithm checkpoints besides the policy's parameters."""
         return {f"cache_{name}": array for name, array in spec.parameters().items()}
 
@@ -39,15 +45,27 @@ class Reinforce:
         return 3 * spec.parameter_bytes()
 
     @classmethod
-    def initial_state(cls, spec):
+    def initial_state(cls, spec, config=None):
         return {name: array.zeros() for name, array in cls.state_arrays(spec).items()}
 
-    def next_tasks(self, episodes_done):
+    @staticmethod
+    def initial_json(config):
+        return {}
+
+    def json_state(self):
+        return {}
+
+    def next_tasks(self, state):
         """Episode indices of the next batch: the batch_size episodes after those done."""
-        return range(episodes_done, episodes_done + self.batch_size)
+        return range(state.episodes, state.episodes + self.batch_size)
 
     def observe(self, episode):
         """Add one finished episode's gradient: returns discounted per point, standardised per episode."""
+        self._add_gradient(episode)
+        n_steps = len(episode["rewards"])
+        return n_steps, [(float(episode["rewards"].sum()), n_steps, n_steps)]
+
+    def _add_gradient(self, episode):
         returns = self.backend.discount_rewards(episode["rewards"], self.gamma)
         advantages = standardize(returns)
         self.backend.sparse_backward(
@@ -55,7 +73,7 @@ class Reinforce:
             episode["dlogp"] * advantages, self.grad_W1, self.grad_W2,
         )
 
-    def update(self):
+    def update(self, state=None):
         """RMSProp ascent on the summed gradient, then zero it for the next batch."""
         for w, g, cache in ((self.W1, self.grad_W1, self.cache_W1), (self.W2, self.grad_W2, self.cache_W2)):
             self.backend.rmsprop_update(w, g, cache, self.learning_rate, self.decay_rate)

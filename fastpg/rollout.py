@@ -22,13 +22,14 @@ def play_episode(game, stepper, run_seed, episode_index, greedy=None, record=Tru
     """Play episode ``episode_index`` of seed ``run_seed`` with the stepper's current policy.
 
     Stochastic play (``greedy=None``) draws each action from the policy with
-    one uniform draw; ``greedy`` is a function P -> action (the policy spec's
-    ``greedy_action``) that takes the likelier action instead. ``max_steps``
+    one uniform draw; ``greedy`` is a function stepper -> action (the policy
+    spec's ``greedy``) that takes the likeliest action instead. ``max_steps``
     ends the episode early. ``on_step(frame, stepper, action, rewards)`` is
     called after the policy has seen each frame (the uint8 (210, 160, 3)
     buffer, valid only during the call) and chosen its action, before the
     action is played; ``stepper.p`` and ``stepper.nnz`` then describe that
     step, and ``rewards`` is the list of the steps' rewards so far (read only).
+    With a palette-screen game, ``frame`` is read as RGB for on_step only.
 
     Returns a dict: ``index``, ``rewards`` float64 (T,), ``finished`` (the game
     ended, not max_steps) and, with ``record``, the stepper's sparse record of
@@ -50,9 +51,9 @@ def play_episode(game, stepper, run_seed, episode_index, greedy=None, record=Tru
                 next_draw += 1
             else:
                 stepper.step(frame, 0.5)
-                action = greedy(stepper.p)
+                action = greedy(stepper)
             if on_step is not None:
-                on_step(frame, stepper, action, rewards)
+                on_step(frame if frame.ndim == 3 else game.rgb(), stepper, action, rewards)
             frame, reward, done = game.step(action)
             rewards.append(reward)
         episode = stepper.finish() if record else {}
@@ -75,6 +76,15 @@ class PlayerSettings:
     seed: int = 0
     greedy: bool = False
     record: bool = True  # training keeps the sparse record; eval only needs the rewards
+    unit: str = "episode"  # or "segment": tasks are fastpg.lanes.Segment
+
+    def player(self, parameters):
+        """The Player (episodes) or LanePlayer (segments) these settings ask for."""
+        if self.unit == "segment":
+            from .lanes import LanePlayer
+
+            return LanePlayer(self, parameters)
+        return Player(self, parameters)
 
 
 class Player:
@@ -89,9 +99,9 @@ class Player:
         from .env import AtariGame
 
         self.settings = settings
-        self.game = AtariGame(settings.env_id)
-        self.stepper = settings.spec.stepper(get_backend(settings.backend), parameters)
-        self._greedy = settings.spec.greedy_action if settings.greedy else None
+        self.game = AtariGame(settings.env_id, screen=settings.spec.screen)
+        self.stepper = settings.spec.stepper(get_backend(settings.backend), parameters, self.game)
+        self._greedy = settings.spec.greedy if settings.greedy else None
 
     def play(self, index, max_steps=None, on_step=None):
         s = self.settings

@@ -25,6 +25,7 @@ from .scheduler import StopRequested
 from .workers import WorkerPool
 
 RUNNING_DECAY = 0.99  # running reward = 0.99 * running + 0.01 * episode reward
+SEGMENT_LINE_SECONDS = 10.0  # plain progress lines of a segment-batched run, at most one per this
 
 
 @dataclasses.dataclass
@@ -65,7 +66,8 @@ class StopRule:
             raise TrainingError(f"--max-minutes must be positive, got {self.max_minutes}")
 
     def validate_for(self, config, state):
-        if self.episodes is not None and self.episodes % config.batch_size:
+        per_batch = get_algorithm(config.algo).episodes_per_batch(config)
+        if self.episodes is not None and per_batch is not None and self.episodes % per_batch:
             raise TrainingError(f"--episodes ({self.episodes}) must be a multiple of --batch-size "
                                 f"({config.batch_size}): updates and checkpoints happen at batch boundaries")
         if self.episodes is not None and self.episodes <= state.episodes:
@@ -98,9 +100,9 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
     workers = _check_options(stop_rule, workers, checkpoint_every, ray_address)
     backend_impl = get_backend(backend)
     if resume:
-        config, state, arrays = _resume_run(run_dir, config_overrides)
+        config, state, arrays, saved_json = _resume_run(run_dir, config_overrides)
     else:
-        config, state, arrays = _new_run(config_overrides)
+        config, state, arrays, saved_json = _new_run(config_overrides)
     stop_rule.validate_for(config, state)
     if not resume:  # only now, when every argument is known to be good, touch the disk
         _prepare_run_dir(run_dir)
@@ -112,15 +114,19 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
         progress = Progress(state.episodes, state.env_steps, episodes, max_steps, stream=progress_stream)
         pool = metrics = None
         try:
-            pool = make_pool(PlayerSettings(spec, config.env, backend, config.seed), progress.message)
-            _note_idle_workers(pool.n_workers, config.batch_size, progress)
+            pool = make_pool(PlayerSettings(spec, config.env, backend, config.seed, unit=algorithm_class.task_unit),
+                             progress.message)
             for name in spec.parameters():
                 pool.params[name][...] = arrays[name]
-            algorithm = algorithm_class(config, spec, pool.params, arrays, backend_impl)
+            algorithm = algorithm_class(config, spec, pool.params, arrays, backend_impl, saved_json)
+            _note_idle_workers(pool.n_workers, len(algorithm.next_tasks(state)), progress)
+            if algorithm_class.task_unit == "segment":
+                progress.min_interval = SEGMENT_LINE_SECONDS  # batches take a fraction of a second
 
             def save():
                 checkpoint.save(run_dir, algorithm.arrays(), {"config": dataclasses.asdict(config),
-                                                              "backend": backend, **dataclasses.asdict(state)})
+                                                              "backend": backend, **dataclasses.asdict(state),
+                                                              "algorithm": algorithm.json_state()})
 
             if not resume:
                 save()  # before metrics.csv: a run with metrics always has a checkpoint to resume from
@@ -153,25 +159,26 @@ def _check_options(stop_rule, workers, checkpoint_every, ray_address):
 
 
 def _new_run(config_overrides):
-    """(config, state, arrays) of a run that starts now."""
+    """(config, state, arrays, the algorithm's JSON state) of a run that starts now."""
     config = Config(**{k: v for k, v in config_overrides.items() if v is not None})
     config.validate()
     spec = config.policy()
     algorithm_class = get_algorithm(config.algo)
     try:
-        arrays = {**spec.initial_parameters(config.seed), **algorithm_class.initial_state(spec)}
+        arrays = {**spec.initial_parameters(config.seed), **algorithm_class.initial_state(spec, config)}
     except MemoryError:
         raise TrainingError(f"not enough memory for the arrays of --hidden {config.hidden}") from None
-    return config, RunState(), arrays
+    return config, RunState(), arrays, algorithm_class.initial_json(config)
 
 
 def _resume_run(run_dir, overrides):
-    """(config, state, arrays) of the run in run_dir; overrides are settings given on the command line."""
+    """(config, state, arrays, the algorithm's JSON state) of the run in run_dir; overrides are settings
+    given on the command line."""
     if not os.path.isdir(run_dir):
         raise TrainingError(f"--resume: no run directory at {run_dir}")
     arrays, saved = checkpoint.load(run_dir)
     try:
-        config = Config(**saved["config"])
+        config = Config(**{"algo": "reinforce", **saved["config"]})  # fastpg 0.1 had only reinforce
     except TypeError as exc:
         raise checkpoint.CheckpointError(f"{run_dir}: checkpoint config does not match this fastpg ({exc})") from None
     conflicts = [f"{option_name(name)} {value} (run has {getattr(config, name)})"
@@ -179,10 +186,11 @@ def _resume_run(run_dir, overrides):
     if conflicts:
         raise TrainingError("cannot resume with different settings: " + "; ".join(conflicts))
     spec = config.policy()
-    checkpoint.check_fits(run_dir, arrays, {**spec.parameters(), **get_algorithm(config.algo).state_arrays(spec)})
+    algorithm_class = get_algorithm(config.algo)
+    checkpoint.check_fits(run_dir, arrays, {**spec.parameters(), **algorithm_class.state_arrays(spec, config)})
     state = RunState(episodes=saved["episodes"], env_steps=saved["env_steps"], updates=saved.get("updates", 0),
                      running_reward=saved.get("running_reward"), seconds=saved["seconds"])
-    return config, state, arrays
+    return config, state, arrays, saved.get("algorithm") or algorithm_class.initial_json(config)
 
 
 def _prepare_run_dir(run_dir):
@@ -207,20 +215,22 @@ def _prepare_run_dir(run_dir):
 def _pool_maker(ray_address, workers):
     """A function (settings, on_warning) -> pool; with Ray, connects first."""
     if ray_address is None:
-        return lambda settings, on_warning: WorkerPool(workers, settings, on_warning=on_warning)
+        return lambda settings, on_warning: WorkerPool(workers, settings, on_warning=on_warning,
+                                                        task_name=settings.unit)
     from . import ray_cluster
     from .ray_pool import RayPool
 
     shutdown = ray_cluster.connect(ray_address, workers)
-    return lambda settings, on_warning: RayPool(workers, settings, on_warning=on_warning, shutdown=shutdown)
+    return lambda settings, on_warning: RayPool(workers, settings, on_warning=on_warning, task_name=settings.unit,
+                                                shutdown=shutdown)
 
 
-def _note_idle_workers(n_workers, batch_size, progress):
-    if n_workers > batch_size:
-        progress.message(f"note: at most {batch_size} of the {n_workers} workers are busy at once, "
-                         f"because a batch's {batch_size} episodes share one set of weights; "
-                         f"--batch-size {n_workers} or more keeps them all busy (it changes the "
-                         "algorithm: README, 'Learning Pong in an hour')")
+def _note_idle_workers(n_workers, tasks_per_batch, progress):
+    if n_workers > tasks_per_batch:
+        progress.message(f"note: at most {tasks_per_batch} of the {n_workers} workers are busy at once, "
+                         f"because a batch's {tasks_per_batch} tasks share one set of weights; "
+                         f"--batch-size (reinforce) or --lanes (ppo) {n_workers} or more keeps them all busy "
+                         "(it changes the algorithm: README, 'Learning Pong in an hour')")
 
 
 @contextlib.contextmanager
@@ -260,25 +270,25 @@ def _loop(pool, algorithm, state, stop_rule, clock, metrics, progress, save, che
     """Play and learn batch after batch until stop_rule or a stop request; returns True when interrupted."""
     last_checkpoint = state.episodes
     while not stop_rule.reached(state):
-        tasks = algorithm.next_tasks(state.episodes)
-        steps, running = state.env_steps, state.running_reward
+        tasks = algorithm.next_tasks(state)
+        steps, running, episodes = state.env_steps, state.running_reward, state.episodes
         try:
-            for episode in pool.play(tasks, should_stop=lambda: bool(stop_requested)):
-                reward = float(episode["rewards"].sum())
-                n_steps = len(episode["rewards"])
+            for result in pool.play(tasks, should_stop=lambda: bool(stop_requested)):
+                n_steps, finished = algorithm.observe(result)
+                for reward, length, step in finished:
+                    episodes += 1
+                    running = reward if running is None else RUNNING_DECAY * running + (1 - RUNNING_DECAY) * reward
+                    rate = clock.rate(steps + step)
+                    metrics.write(episodes, steps + step, reward, running, clock.seconds_before + clock.elapsed(),
+                                  rate, algorithm.last_stats)
+                    progress.episode(episodes, steps + step, length, reward, running, rate)
                 steps += n_steps
-                running = reward if running is None else RUNNING_DECAY * running + (1 - RUNNING_DECAY) * reward
-                algorithm.observe(episode)
-                rate = clock.rate(steps)
-                metrics.write(episode["index"] + 1, steps, reward, running, clock.seconds_before + clock.elapsed(),
-                              rate)
-                progress.episode(episode["index"] + 1, steps, n_steps, reward, running, rate)
         except StopRequested:
             algorithm.discard()
             return True
-        algorithm.update()
+        algorithm.update(state)
         _check_finite(algorithm.arrays(), state.updates + 1, tasks, run_dir, last_checkpoint)
-        state.episodes += len(tasks)
+        state.episodes = episodes
         state.env_steps, state.running_reward = steps, running
         state.updates += 1
         state.seconds = clock.seconds_before + clock.elapsed()
@@ -294,10 +304,16 @@ def _loop(pool, algorithm, state, stop_rule, clock, metrics, progress, save, che
 def _check_finite(arrays, batch, tasks, run_dir, last_checkpoint):
     """Raise DivergedError when an update has made any array NaN or infinite."""
     # A sum is a fast test that almost never needs the exact one: NaN and inf propagate into it.
-    suspects = [name for name, array in arrays.items() if not math.isfinite(float(np.sum(array)))]
+    suspects = [name for name, array in arrays.items()
+                if array.dtype.kind == "f" and not math.isfinite(float(np.sum(array)))]
     bad = [name for name in suspects if not np.all(np.isfinite(arrays[name]))]
     if bad:
-        episodes = f"episode {tasks[0] + 1}" if len(tasks) == 1 else f"episodes {tasks[0] + 1}-{tasks[-1] + 1}"
+        if not isinstance(tasks[0], int):
+            episodes = f"segments {tasks[0]} to {tasks[-1]}"
+        elif len(tasks) == 1:
+            episodes = f"episode {tasks[0] + 1}"
+        else:
+            episodes = f"episodes {tasks[0] + 1}-{tasks[-1] + 1}"
         raise DivergedError(
             f"update {batch} ({episodes}) made {', '.join(bad)} NaN or infinite; "
             f"training stopped, and {run_dir} keeps its checkpoint after episode {last_checkpoint} "

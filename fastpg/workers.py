@@ -33,9 +33,7 @@ def worker_main(conn, buffers, settings):
     """Play the task indices received on conn until told to stop (None) or orphaned."""
     # Ctrl-C reaches the whole process group; the parent decides when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # already inherited; kept explicit
-    from .rollout import Player
-
-    player = Player(settings, shared_arrays(buffers, settings.spec))
+    player = settings.player(shared_arrays(buffers, settings.spec))
     while True:
         try:
             index = conn.recv()

@@ -1,7 +1,7 @@
 # Header-only declarations shared by the kernels (cimported by plain name;
 # setup.py puts src/ on Cython's include path).
 from libc.math cimport exp
-from libc.stdint cimport int8_t, int16_t, int32_t, uint8_t, uint64_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t
 
 # Pong's preprocessed frame: 80 x 80 pixels, from rows 35..194 and every second
 # row and column of the 210 x 160 RGB screen, red channel.

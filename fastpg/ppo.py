@@ -1,0 +1,220 @@
+"""The actor-critic (``--algo ppo``): GAE advantages from a learned value, several epochs of
+minibatch steps on a clipped surrogate, and a KL limit checked by a line search.
+
+A batch is one segment from every lane, all played with the same weights.
+After each epoch the mean KL between the batch's old policy and the new one is
+measured on the whole batch; past ``--max-kl``, the epoch's step is halved
+until the KL is within the limit (or undone), and the update ends there.
+The math is :mod:`fastpg.reference`'s ``ppo_loss``, ``adam_update``, ``gae``
+and ``softmax_kl``.
+"""
+import numpy as np
+
+from .lanes import LaneState, Segment
+from .policy import ArraySpec
+from .reference import log_softmax, softmax_kl
+
+UPDATE_SPAWN_KEY = 2**32 - 3  # the minibatch shuffles' stream of the run's seed
+BACKTRACK_HALVINGS = 6  # step fractions 1/2 ... 1/64, then the epoch is undone
+SCREEN_SHAPE = (210, 160)
+
+
+class PPO:
+    """The actor-critic learner behind the algorithm interface (see :mod:`fastpg.algorithm`)."""
+
+    name = "ppo"
+    task_unit = "segment"
+
+    @staticmethod
+    def episodes_per_batch(config):
+        return None
+
+    def __init__(self, config, spec, parameters, state, backend, saved=None):
+        self.config, self.spec, self.backend = config, spec, backend
+        self.params = parameters
+        names = list(spec.parameters())
+        self.moments = {name: (np.asarray(state[f"adam_m_{name}"], order="K").copy(order="K"),
+                               np.asarray(state[f"adam_v_{name}"], order="K").copy(order="K")) for name in names}
+        for name, array in spec.parameters().items():  # keep each moment in its parameter's memory order
+            m, v = self.moments[name]
+            self.moments[name] = (np.require(m, requirements=array.order), np.require(v, requirements=array.order))
+        self.grads = spec.zero_parameters()
+        saved = saved or self.initial_json(config)
+        self.adam_steps = int(saved["adam_steps"])
+        self.lanes = [_lane_from_json(lane, state, i) for i, lane in enumerate(saved["lanes"])]
+        self.results = []
+        self.last_stats = None
+
+    # --- class-level declarations ---
+
+    @staticmethod
+    def state_arrays(spec, config=None):
+        arrays = {}
+        for name, array in spec.parameters().items():
+            arrays[f"adam_m_{name}"] = array
+            arrays[f"adam_v_{name}"] = array
+        if config is not None:
+            arrays["lane_screens"] = ArraySpec((config.lanes, *SCREEN_SHAPE), dtype="uint8")
+            arrays["lane_previous"] = ArraySpec((config.lanes, 6400), dtype="uint8")
+            arrays["lane_emulators"] = ArraySpec((config.lanes, None), dtype="uint8")
+        return arrays
+
+    @classmethod
+    def working_bytes(cls, spec):
+        """Parameters, Adam's two moments, the gradient and an epoch's backup."""
+        return 5 * spec.parameter_bytes()
+
+    @classmethod
+    def initial_state(cls, spec, config):
+        arrays = {name: array.zeros() for name, array in cls.state_arrays(spec).items()}
+        arrays["lane_screens"] = np.zeros((config.lanes, *SCREEN_SHAPE), dtype=np.uint8)
+        arrays["lane_previous"] = np.zeros((config.lanes, 6400), dtype=np.uint8)
+        arrays["lane_emulators"] = np.zeros((config.lanes, 0), dtype=np.uint8)
+        return arrays
+
+    @staticmethod
+    def initial_json(config):
+        lanes = [LaneState.start(config.seed, lane) for lane in range(config.lanes)]
+        return {"adam_steps": 0, "lanes": [_lane_json(lane, 0) for lane in lanes]}
+
+    # --- the interface ---
+
+    def next_tasks(self, state):
+        return [Segment(lane, state.updates, self.config.segment_steps, lane_state)
+                for lane, lane_state in enumerate(self.lanes)]
+
+    def observe(self, result):
+        """Keep one lane's segment; returns (steps, [(reward, length, step) of the episodes it ended])."""
+        self.results.append(result)
+        return len(result["rewards"]), result["episodes"]
+
+    def discard(self):
+        self.results = []
+
+    def update(self, state):
+        """Learn from the batch's segments (in lane order), then move the lanes on."""
+        c, backend = self.config, self.backend
+        results, self.results = self.results, []
+        record = _concatenate([r["record"] for r in results])
+        n_rows = len(record["offsets"]) - 1
+        S = c.segment_steps
+        logits = np.zeros((n_rows, self.spec.n_actions))
+        values = np.zeros(n_rows)
+        backend.actor_critic_forward(self.params, record["indices"], record["signs"], record["offsets"], logits, values)
+        rows = np.concatenate([lane * (S + 1) + np.arange(S) for lane in range(len(results))]).astype(np.int64)
+        advantages, returns = [], []
+        for lane, r in enumerate(results):
+            v = values[lane * (S + 1): (lane + 1) * (S + 1)]
+            a, R = backend.gae(r["rewards"], np.ascontiguousarray(v[:S]), r["dones"], v[S], c.gamma, c.lam)
+            advantages.append(a)
+            returns.append(R)
+        advantages, returns = np.concatenate(advantages), np.concatenate(returns)
+        explained = _explained_variance(values[rows], returns)
+        std = advantages.std()
+        advantages = (advantages - advantages.mean()) / (std if std > 0 else 1.0)
+        choices = record["choices"][rows]
+        old_logits = logits[rows]
+        logp_old = np.ascontiguousarray(log_softmax(old_logits)[np.arange(len(rows)), choices])
+        shuffle = np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(UPDATE_SPAWN_KEY, self.adam_steps)))
+        n_minibatches = c.minibatches
+        stats, kl, epochs_done, fraction = {}, 0.0, 0, 1.0
+        for epoch in range(c.epochs):
+            before = {name: array.copy(order="K") for name, array in self.params.items()}
+            order = shuffle.permutation(len(rows))
+            for chunk in np.array_split(order, n_minibatches):
+                chunk = np.sort(chunk)  # rows in record order: the same sums whatever the shuffle's layout
+                _, stats = backend.ppo_backward(
+                    self.params, record["indices"], record["signs"], record["offsets"], rows[chunk], choices[chunk],
+                    logp_old[chunk], np.ascontiguousarray(advantages[chunk]), np.ascontiguousarray(returns[chunk]),
+                    c.clip, c.vf_coef, c.ent_coef, self.grads)
+                self.adam_steps += 1
+                for name, w in self.params.items():
+                    m, v = self.moments[name]
+                    backend.adam_update(w, self.grads[name], m, v, self.adam_steps, c.learning_rate)
+            epochs_done += 1
+            kl = self._kl(record, rows, old_logits, logits)
+            if kl > c.max_kl:
+                kl, fraction = self._backtrack(before, record, rows, old_logits, logits)
+                break
+        self.last_stats = {"kl": kl, "entropy": stats.get("entropy", float("nan")),
+                           "value_loss": stats.get("value_loss", float("nan")), "explained_variance": explained,
+                           "clip_fraction": stats.get("clip_fraction", float("nan")), "epochs": epochs_done,
+                           "last_step_fraction": fraction}
+        self.lanes = [r["state"] for r in results]
+
+    def _kl(self, record, rows, old_logits, buffer):
+        values = np.zeros(len(buffer))
+        self.backend.actor_critic_forward(self.params, record["indices"], record["signs"], record["offsets"],
+                                          buffer, values)
+        return softmax_kl(old_logits, buffer[rows])
+
+    def _backtrack(self, before, record, rows, old_logits, buffer):
+        """Scale the last epoch's step by 1/2, 1/4, ... until the KL is within --max-kl; returns (kl, fraction)."""
+        after = {name: array.copy(order="K") for name, array in self.params.items()}
+        fraction = 1.0
+        for _ in range(BACKTRACK_HALVINGS):
+            fraction /= 2
+            for name, w in self.params.items():
+                w[...] = before[name] + fraction * (after[name] - before[name])
+            kl = self._kl(record, rows, old_logits, buffer)
+            if kl <= self.config.max_kl:
+                return kl, fraction
+        for name, w in self.params.items():
+            w[...] = before[name]
+        return self._kl(record, rows, old_logits, buffer), 0.0
+
+    def arrays(self):
+        arrays = dict(self.params)
+        for name, (m, v) in self.moments.items():
+            arrays[f"adam_m_{name}"], arrays[f"adam_v_{name}"] = m, v
+        n = len(self.lanes)
+        emulators = [b"" if lane.game is None else lane.game[0] for lane in self.lanes]
+        width = max(len(e) for e in emulators)
+        arrays["lane_emulators"] = np.zeros((n, width), dtype=np.uint8)
+        arrays["lane_screens"] = np.zeros((n, *SCREEN_SHAPE), dtype=np.uint8)
+        arrays["lane_previous"] = np.zeros((n, 6400), dtype=np.uint8)
+        for i, lane in enumerate(self.lanes):
+            arrays["lane_emulators"][i, :len(emulators[i])] = np.frombuffer(emulators[i], dtype=np.uint8)
+            if lane.game is not None:
+                arrays["lane_screens"][i] = lane.game[1]
+            if lane.previous is not None:
+                arrays["lane_previous"][i] = lane.previous
+        return arrays
+
+    def json_state(self):
+        return {"adam_steps": self.adam_steps,
+                "lanes": [_lane_json(lane, 0 if lane.game is None else len(lane.game[0])) for lane in self.lanes]}
+
+
+def _lane_json(lane, emulator_bytes):
+    return {"policy_rng": lane.policy_rng, "env_rng": lane.env_rng, "emulator_bytes": emulator_bytes,
+            "sticky_action": None if lane.game is None else lane.game[2], "has_previous": lane.previous is not None,
+            "episode_steps": lane.episode_steps, "episode_reward": lane.episode_reward}
+
+
+def _lane_from_json(saved, arrays, i):
+    game = None
+    if saved["emulator_bytes"]:
+        emulator = np.ascontiguousarray(arrays["lane_emulators"][i, :saved["emulator_bytes"]]).tobytes()
+        game = (emulator, np.array(arrays["lane_screens"][i]), int(saved["sticky_action"]))
+    previous = np.array(arrays["lane_previous"][i]) if saved["has_previous"] else None
+    return LaneState(saved["policy_rng"], saved["env_rng"], game, previous, int(saved["episode_steps"]),
+                     float(saved["episode_reward"]))
+
+
+def _concatenate(records):
+    """One sparse record of several, rows in order."""
+    offsets = [np.zeros(1, dtype=np.int64)]
+    total = 0
+    for r in records:
+        offsets.append(r["offsets"][1:].astype(np.int64) + total)
+        total += len(r["indices"])
+    return {"indices": np.concatenate([r["indices"] for r in records]),
+            "signs": np.concatenate([r["signs"] for r in records]),
+            "offsets": np.concatenate(offsets).astype(np.int32),
+            "choices": np.concatenate([r["choices"] for r in records])}
+
+
+def _explained_variance(predicted, target):
+    var = target.var()
+    return float(1.0 - (target - predicted).var() / var) if var > 0 else float("nan")

@@ -1,0 +1,532 @@
+"""The actor-critic's kernels: a stepper that plays from palette screens, the batched sparse
+forward, the backward of the whole loss, and Adam.
+
+The network is the seed's hidden layer with biases, a softmax head over A
+actions and a value head: h = relu(W1 x + b1), logits = W_pi h + b_pi,
+value = w_v . h + b_v. Inputs are the sparse +-1 difference frames of
+:mod:`fastpg._rollout`'s record format, so every pass touches only the
+non-zero pixels' columns of W1. fastpg.reference states the same math densely.
+"""
+import numpy as np
+
+from fastpg import _validate
+
+from fastpg_common cimport FIRST_ROW, N_COLS, N_PIXELS, N_ROWS, add_scaled, int8_t, int16_t, int32_t, int64_t, uint8_t
+from libc.math cimport exp, log, sqrt, pow
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
+
+cdef enum:
+    UNKNOWN_COLOUR = 2  # a lut entry not filled yet
+
+
+cdef int grow(void** buffer, Py_ssize_t* capacity, Py_ssize_t needed, size_t item) noexcept nogil:
+    """Make room for `needed` items, doubling the capacity; returns -1 when out of memory."""
+    if needed <= capacity[0]:
+        return 0
+    cdef Py_ssize_t new_capacity = max(2 * capacity[0], needed)
+    cdef void* grown = realloc(buffer[0], new_capacity * item)
+    if grown == NULL:
+        return -1
+    buffer[0] = grown
+    capacity[0] = new_capacity
+    return 0
+
+
+cdef struct Net:
+    # Raw pointers into the caller's parameter arrays (checked by _net).
+    const double* W1  # (H, 6400) Fortran order: column j is W1 + j * H
+    const double* b1
+    const double* W_pi  # (A, H) C order
+    const double* b_pi
+    const double* w_v
+    double b_v
+    Py_ssize_t H, A
+
+
+cdef void hidden_layer(const Net* net, const int16_t* indices, const int8_t* signs, Py_ssize_t nnz,
+                       double* h) noexcept nogil:
+    """h = relu(b1 + sum of the non-zero pixels' signed W1 columns)."""
+    cdef Py_ssize_t j, k
+    cdef const double* column
+    cdef double s
+    for j in range(net.H):
+        h[j] = net.b1[j]
+    for k in range(nnz):
+        column = net.W1 + <Py_ssize_t>indices[k] * net.H
+        s = <double>signs[k]
+        for j in range(net.H):
+            h[j] += s * column[j]
+    for j in range(net.H):
+        if h[j] < 0.0:
+            h[j] = 0.0
+
+
+cdef double heads(const Net* net, const double* h, double* logits) noexcept nogil:
+    """Write logits (A,) from h; return the value."""
+    cdef Py_ssize_t a, j
+    cdef double z, value = net.b_v
+    cdef const double* row
+    for a in range(net.A):
+        row = net.W_pi + a * net.H
+        z = net.b_pi[a]
+        for j in range(net.H):
+            z += row[j] * h[j]
+        logits[a] = z
+    for j in range(net.H):
+        value += net.w_v[j] * h[j]
+    return value
+
+
+cdef double log_softmax(const double* logits, double* logp, Py_ssize_t A) noexcept nogil:
+    """logp = log softmax(logits); returns the entropy."""
+    cdef Py_ssize_t a
+    cdef double top = logits[0], total = 0.0, log_total, entropy = 0.0
+    for a in range(1, A):
+        if logits[a] > top:
+            top = logits[a]
+    for a in range(A):
+        total += exp(logits[a] - top)
+    log_total = log(total)
+    for a in range(A):
+        logp[a] = logits[a] - top - log_total
+        entropy -= exp(logp[a]) * logp[a]
+    return entropy
+
+
+cdef Net _net(params) except *:
+    """Check the named parameters and point a Net at them."""
+    W1, b1, W_pi, b_pi, w_v, b_v = (params[name] for name in ("W1", "b1", "W_pi", "b_pi", "w_v", "b_v"))
+    H = _validate.float_matrix("W1", W1, {1: (N_PIXELS, "pixels of an 80x80 frame")}).shape[0]
+    if not W1.flags.f_contiguous:
+        raise ValueError("W1 must be Fortran-ordered; pass numpy.asfortranarray(W1)")
+    A = _validate.float_matrix("W_pi", W_pi, {1: (H, "hidden units, rows of W1")}).shape[0]
+    if H < 1 or A < 2:
+        raise ValueError(f"the network needs at least 1 hidden unit and 2 actions, got H={H}, A={A}")
+    for name, arr, length in (("b1", b1, H), ("b_pi", b_pi, A), ("w_v", w_v, H), ("b_v", b_v, 1)):
+        _validate.float_vector(name, arr, length, "its layer's size")
+    for name, arr in (("W_pi", W_pi), ("b1", b1), ("b_pi", b_pi), ("w_v", w_v)):
+        _validate.check_c_contiguous(name, arr)
+    cdef Net net
+    cdef const double[::1, :] W1_view = W1
+    cdef const double[:, ::1] W_pi_view = W_pi
+    cdef const double[::1] b1_view = b1, b_pi_view = b_pi, w_v_view = w_v
+    net.W1 = &W1_view[0, 0]
+    net.b1 = &b1_view[0]
+    net.W_pi = &W_pi_view[0, 0]
+    net.b_pi = &b_pi_view[0]
+    net.w_v = &w_v_view[0]
+    net.b_v = b_v[0]
+    net.H = H
+    net.A = A
+    return net
+
+
+cdef class ActorStepper:
+    """Plays with the softmax policy: palette screen -> sparse difference -> action, recorded sparsely.
+
+    params: the named arrays (W1 Fortran-ordered); they are read in place, so
+    updates show (b_v is read when the stepper is made; playing does not use it).
+    actions: int (A,) game actions of the policy's outputs. lut: uint8 (256,)
+    foreground (1), background (0) or unknown (2) per palette index;
+    ``fill_lut()`` is called when the screen shows an unknown colour and must
+    fill its entry (from the RGB screen), after which the step is redone.
+
+    The record holds rows: one per ``step`` (its input and its choice) and one
+    per ``peek`` (an input only, to value the state a segment ends in).
+    """
+    cdef Net net
+    cdef object _arrays  # keeps the parameter arrays, actions and lut alive
+    cdef const int32_t[::1] actions
+    cdef const uint8_t[::1] lut
+    cdef object fill_lut
+    cdef uint8_t prev[N_PIXELS]
+    cdef uint8_t current[N_PIXELS]
+    cdef bint first
+    cdef double* h
+    cdef double* logits
+    cdef readonly double[::1] probs
+    cdef readonly Py_ssize_t nnz, choice
+    cdef int16_t* indices
+    cdef int8_t* signs
+    cdef Py_ssize_t n_entries, indices_capacity, signs_capacity
+    cdef int32_t* offsets
+    cdef uint8_t* choices
+    cdef Py_ssize_t n_rows, n_steps, offsets_capacity, choices_capacity
+
+    def __cinit__(self, params, actions, lut, fill_lut):
+        self.net = _net(params)
+        actions = np.ascontiguousarray(actions, dtype=np.int32)
+        if actions.shape != (self.net.A,):
+            raise ValueError(f"actions must list one game action per policy output ({self.net.A}), got {actions.shape}")
+        _validate.palette_lut(lut)
+        self.actions = actions
+        self.lut = lut
+        self.fill_lut = fill_lut
+        self._arrays = (dict(params), actions, lut)
+        self.h = <double*>malloc(self.net.H * sizeof(double))
+        self.logits = <double*>malloc(self.net.A * sizeof(double))
+        if self.h == NULL or self.logits == NULL:
+            raise MemoryError()
+        self.probs = np.zeros(self.net.A)
+        self.first = True
+
+    def __dealloc__(self):
+        free(self.h)
+        free(self.logits)
+        free(self.indices)
+        free(self.signs)
+        free(self.offsets)
+        free(self.choices)
+
+    @property
+    def p(self):
+        """The probability of the policy's first action at the last step (Pong: up)."""
+        return self.probs[0]
+
+    @property
+    def n_steps(self):
+        return self.n_steps
+
+    cdef const uint8_t[:, ::1] _screen(self, screen) except *:
+        if not isinstance(screen, np.ndarray) or screen.shape != _validate.FRAME_SHAPE[:2]:
+            _validate.palette_screen(screen)
+        cdef const uint8_t[:, ::1] view
+        try:
+            view = screen
+        except (TypeError, ValueError, BufferError):
+            _validate.palette_screen(screen)
+            _validate.check_c_contiguous("screen", screen)
+            raise
+        return view
+
+    cdef void _read(self, screen) except *:
+        """current = the screen's binary 80x80 frame, filling the lut first if a colour is new."""
+        cdef const uint8_t[:, ::1] view = self._screen(screen)
+        cdef uint8_t unknown
+        for attempt in range(2):
+            with nogil:
+                unknown = self._binary(view)
+            if not unknown:
+                return
+            if attempt == 0:
+                self.fill_lut()
+        raise ValueError("the screen shows a colour that fill_lut() did not add to the lut")
+
+    cdef uint8_t _binary(self, const uint8_t[:, ::1] screen) noexcept nogil:
+        cdef Py_ssize_t row, col
+        cdef uint8_t value, seen = 0
+        for row in range(N_ROWS):
+            for col in range(N_COLS):
+                value = self.lut[screen[FIRST_ROW + 2 * row, 2 * col]]
+                seen |= value
+                self.current[row * N_COLS + col] = value
+        return seen & UNKNOWN_COLOUR
+
+    cdef int _record_input(self, bint update_previous) noexcept nogil:
+        """Append the difference current - prev as a record row; returns -1 when out of memory."""
+        cdef Py_ssize_t i, start
+        cdef int diff
+        if grow(<void**>&self.indices, &self.indices_capacity, self.n_entries + N_PIXELS, sizeof(int16_t)) < 0:
+            return -1
+        if grow(<void**>&self.signs, &self.signs_capacity, self.n_entries + N_PIXELS, sizeof(int8_t)) < 0:
+            return -1
+        if grow(<void**>&self.offsets, &self.offsets_capacity, self.n_rows + 2, sizeof(int32_t)) < 0:
+            return -1
+        if grow(<void**>&self.choices, &self.choices_capacity, self.n_rows + 1, sizeof(uint8_t)) < 0:
+            return -1
+        start = self.n_entries
+        for i in range(N_PIXELS):
+            diff = 0 if self.first else <int>self.current[i] - <int>self.prev[i]
+            if diff != 0:
+                self.indices[self.n_entries] = <int16_t>i
+                self.signs[self.n_entries] = <int8_t>diff
+                self.n_entries += 1
+        if update_previous:
+            memcpy(self.prev, self.current, N_PIXELS)
+            self.first = False
+        self.nnz = self.n_entries - start
+        self.offsets[self.n_rows] = <int32_t>start
+        self.n_rows += 1
+        self.offsets[self.n_rows] = <int32_t>self.n_entries
+        return 0
+
+    def step(self, screen, double u):
+        """Observe a uint8 (210, 160) palette screen and choose: returns the game action.
+
+        The choice is output k, the first whose cumulative probability
+        exceeds u (the last when rounding leaves none). Greedy play then
+        calls ``greedy()``.
+        """
+        self._read(screen)
+        cdef Py_ssize_t a
+        cdef double total = 0.0
+        cdef double[::1] probs = self.probs
+        with nogil:
+            if self._record_input(True) < 0:
+                with gil:
+                    raise MemoryError("out of memory while recording")
+            hidden_layer(&self.net, &self.indices[self.offsets[self.n_rows - 1]],
+                         &self.signs[self.offsets[self.n_rows - 1]], self.nnz, self.h)
+            heads(&self.net, self.h, self.logits)
+            log_softmax(self.logits, &probs[0], self.net.A)
+            for a in range(self.net.A):
+                probs[a] = exp(probs[a])
+            self.choice = self.net.A - 1
+            for a in range(self.net.A):
+                total += probs[a]
+                if u < total:
+                    self.choice = a
+                    break
+            self.choices[self.n_rows - 1] = <uint8_t>self.choice
+        self.n_steps += 1
+        return self.actions[self.choice]
+
+    def greedy(self):
+        """Replace the last step's choice by the likeliest output; returns its game action."""
+        cdef Py_ssize_t a, best = 0
+        for a in range(1, self.net.A):
+            if self.probs[a] > self.probs[best]:
+                best = a
+        self.choice = best
+        self.choices[self.n_rows - 1] = <uint8_t>best
+        return self.actions[best]
+
+    def peek(self, screen):
+        """Record the input of this screen without choosing or moving on (the next step sees it again)."""
+        self._read(screen)
+        if self._record_input(False) < 0:
+            raise MemoryError("out of memory while recording")
+        self.choices[self.n_rows - 1] = 255
+
+    def new_episode(self):
+        """The next screen starts an episode: its difference is all zero. The record goes on."""
+        self.first = True
+
+    @property
+    def previous(self):
+        """The last stepped binary frame, uint8 (6400,), or None at an episode's start."""
+        if self.first:
+            return None
+        return np.frombuffer(bytes(<uint8_t[:N_PIXELS]>self.prev), dtype=np.uint8)
+
+    @previous.setter
+    def previous(self, frame):
+        if frame is None:
+            self.first = True
+            return
+        frame = np.ascontiguousarray(frame, dtype=np.uint8)
+        if frame.shape != (N_PIXELS,) or frame.max(initial=0) > 1:
+            raise ValueError(f"previous must be a (6400,) array of 0/1, got shape {frame.shape}")
+        cdef const uint8_t[::1] view = frame
+        memcpy(self.prev, &view[0], N_PIXELS)
+        self.first = False
+
+    def finish(self):
+        """Return the record and start an empty one (the previous frame is kept).
+
+        indices int16 (E,), signs int8 (E,), offsets int32 (R + 1,) as
+        PolicyStepper's; choices uint8 (R,): the output chosen at each row,
+        255 for a peeked row.
+        """
+        record = {
+            "indices": np.empty(self.n_entries, dtype=np.int16),
+            "signs": np.empty(self.n_entries, dtype=np.int8),
+            "offsets": np.zeros(self.n_rows + 1, dtype=np.int32),
+            "choices": np.empty(self.n_rows, dtype=np.uint8),
+        }
+        cdef int16_t[::1] indices = record["indices"]
+        cdef int8_t[::1] signs = record["signs"]
+        cdef int32_t[::1] offsets = record["offsets"]
+        cdef uint8_t[::1] choices = record["choices"]
+        if self.n_entries:
+            memcpy(&indices[0], self.indices, self.n_entries * sizeof(int16_t))
+            memcpy(&signs[0], self.signs, self.n_entries * sizeof(int8_t))
+        if self.n_rows:
+            memcpy(&offsets[0], self.offsets, (self.n_rows + 1) * sizeof(int32_t))
+            memcpy(&choices[0], self.choices, self.n_rows * sizeof(uint8_t))
+        self.n_entries = self.n_rows = self.n_steps = 0
+        return record
+
+    def reset(self):
+        """Forget the record and the previous frame."""
+        self.n_entries = self.n_rows = self.n_steps = 0
+        self.first = True
+
+
+def _check_record(indices, signs, offsets):
+    for name, arr, dtype in (("indices", indices, np.int16), ("signs", signs, np.int8),
+                             ("offsets", offsets, np.int32)):
+        _validate.as_array(name, arr)
+        _validate.check_dtype(name, arr, dtype)
+        _validate.check_ndim(name, arr, 1)
+        _validate.check_c_contiguous(name, arr)
+    _validate.check_size("signs", signs, 0, indices.shape[0], "entries, length of indices")
+    n_rows = offsets.shape[0] - 1
+    if n_rows < 0 or offsets[0] != 0 or offsets[n_rows] != indices.shape[0] or np.any(np.diff(offsets) < 0):
+        raise ValueError("offsets must rise from 0 to len(indices), one more entry than rows")
+    if indices.shape[0] and (indices.min() < 0 or indices.max() >= N_PIXELS):
+        raise ValueError(f"indices must lie in [0, {N_PIXELS})")
+    return n_rows
+
+
+def actor_critic_forward(params, indices, signs, offsets, logits, values):
+    """Fill logits (R, A) and values (R,) for every row of a sparse record, in place."""
+    cdef Net net = _net(params)
+    n_rows = _check_record(indices, signs, offsets)
+    _validate.float_matrix("logits", logits, {0: (n_rows, "rows of the record"), 1: (net.A, "actions")})
+    _validate.float_vector("values", values, n_rows, "rows of the record")
+    for name, arr in (("logits", logits), ("values", values)):
+        _validate.check_c_contiguous(name, arr)
+        _validate.check_writeable(name, arr)
+    cdef const int16_t[::1] idx = indices
+    cdef const int8_t[::1] sgn = signs
+    cdef const int32_t[::1] off = offsets
+    cdef double[:, ::1] out_logits = logits
+    cdef double[::1] out_values = values
+    cdef Py_ssize_t t, R = n_rows
+    cdef double* h = <double*>malloc(net.H * sizeof(double))
+    if h == NULL:
+        raise MemoryError()
+    with nogil:
+        for t in range(R):
+            hidden_layer(&net, &idx[0] + off[t] if off[t + 1] > off[t] else NULL,
+                         &sgn[0] + off[t] if off[t + 1] > off[t] else NULL, off[t + 1] - off[t], h)
+            out_values[t] = heads(&net, h, &out_logits[t, 0])
+    free(h)
+
+
+def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advantages, returns,
+                 double clip, double vf_coef, double ent_coef, grads):
+    """The gradient of the mean PPO loss over a minibatch, written into grads (zeroed first).
+
+    rows int64 (M,): the record rows of the minibatch; choices uint8 (M,),
+    logp_old, advantages, returns float64 (M,) are per minibatch step. grads:
+    name -> array shaped as params. The loss is fastpg.reference.ppo_loss's.
+    Returns (loss, stats) as it does.
+    """
+    cdef Net net = _net(params)
+    n_rows = _check_record(indices, signs, offsets)
+    rows = _validate.as_array("rows", rows)
+    _validate.check_dtype("rows", rows, np.int64)
+    M = rows.shape[0]
+    if M < 1:
+        raise ValueError("a minibatch needs at least one row")
+    if rows.min() < 0 or rows.max() >= n_rows:
+        raise ValueError(f"rows must lie in [0, {n_rows}) (rows of the record)")
+    _validate.as_array("choices", choices)
+    _validate.check_dtype("choices", choices, np.uint8)
+    _validate.check_size("choices", choices, 0, M, "minibatch steps, length of rows")
+    if choices.max() >= net.A:
+        raise ValueError(f"choices must lie in [0, {net.A}) (the policy's outputs)")
+    for name, arr in (("logp_old", logp_old), ("advantages", advantages), ("returns", returns)):
+        _validate.float_vector(name, arr, M, "minibatch steps, length of rows")
+        _validate.check_c_contiguous(name, arr)
+    for name in ("W1", "b1", "W_pi", "b_pi", "w_v", "b_v"):
+        grad = grads[name]
+        if not isinstance(grad, np.ndarray) or grad.dtype != np.float64 or grad.shape != params[name].shape:
+            raise ValueError(f"grads[{name!r}] must be float64 {params[name].shape}")
+        _validate.check_writeable(f"grads[{name!r}]", grad)
+        if not (grad.flags.f_contiguous if name == "W1" else grad.flags.c_contiguous):
+            raise ValueError(f"grads[{name!r}] must be laid out as params[{name!r}]")
+    cdef double[::1, :] gW1 = grads["W1"]
+    cdef double[::1] gb1 = grads["b1"], gb_pi = grads["b_pi"], gw_v = grads["w_v"], gb_v = grads["b_v"]
+    cdef double[:, ::1] gW_pi = grads["W_pi"]
+    cdef const int16_t[::1] idx = indices
+    cdef const int8_t[::1] sgn = signs
+    cdef const int32_t[::1] off = offsets
+    cdef const int64_t[::1] row_view = np.ascontiguousarray(rows)
+    cdef const uint8_t[::1] choice_view = np.ascontiguousarray(choices)
+    cdef const double[::1] lp_old = logp_old, adv = advantages, ret = returns
+    cdef Py_ssize_t H = net.H, A = net.A, i, j, a, k, t, col
+    cdef Py_ssize_t n_steps = M
+    cdef double scale = 1.0 / M, ratio, clipped, surrogate, d_logp_a, value, d_value, entropy, g
+    cdef double sum_policy = 0.0, sum_value = 0.0, sum_entropy = 0.0, n_clipped = 0.0
+    cdef double* work = <double*>malloc((2 * H + 3 * A) * sizeof(double))
+    if work == NULL:
+        raise MemoryError()
+    cdef double* h = work
+    cdef double* dh = work + H
+    cdef double* logits = work + 2 * H
+    cdef double* logp = logits + A
+    cdef double* d_logits = logp + A
+    with nogil:
+        gW1[:, :] = 0.0
+        gW_pi[:, :] = 0.0
+        gb1[:] = 0.0
+        gb_pi[:] = 0.0
+        gw_v[:] = 0.0
+        gb_v[:] = 0.0
+        for i in range(n_steps):
+            t = row_view[i]
+            hidden_layer(&net, &idx[0] + off[t] if off[t + 1] > off[t] else NULL,
+                         &sgn[0] + off[t] if off[t + 1] > off[t] else NULL, off[t + 1] - off[t], h)
+            value = heads(&net, h, logits)
+            entropy = log_softmax(logits, logp, A)
+            a = choice_view[i]
+            ratio = exp(logp[a] - lp_old[i])
+            clipped = min(max(ratio, 1.0 - clip), 1.0 + clip)
+            surrogate = min(ratio * adv[i], clipped * adv[i])
+            if ratio * adv[i] <= clipped * adv[i]:
+                d_logp_a = -ratio * adv[i]
+            else:
+                d_logp_a = 0.0
+                n_clipped += 1.0
+            sum_policy -= surrogate
+            sum_value += 0.5 * (value - ret[i]) * (value - ret[i])
+            sum_entropy += entropy
+            for k in range(A):
+                g = exp(logp[k])
+                d_logits[k] = (d_logp_a * ((1.0 if k == a else 0.0) - g)
+                               + ent_coef * g * (logp[k] + entropy)) * scale
+            d_value = vf_coef * (value - ret[i]) * scale
+            for j in range(H):
+                dh[j] = d_value * net.w_v[j]
+            for k in range(A):
+                add_scaled(dh, net.W_pi + k * H, d_logits[k], H)
+                add_scaled(&gW_pi[k, 0], h, d_logits[k], H)
+                gb_pi[k] += d_logits[k]
+            add_scaled(&gw_v[0], h, d_value, H)
+            gb_v[0] += d_value
+            for j in range(H):
+                if h[j] <= 0.0:
+                    dh[j] = 0.0
+            add_scaled(&gb1[0], dh, 1.0, H)
+            for k in range(off[t], off[t + 1]):
+                col = idx[k]
+                add_scaled(&gW1[0, col], dh, <double>sgn[k], H)
+    free(work)
+    loss = (sum_policy + vf_coef * sum_value - ent_coef * sum_entropy) / M
+    stats = {"policy_loss": sum_policy / M, "value_loss": sum_value / M, "entropy": sum_entropy / M,
+             "clip_fraction": n_clipped / M}
+    return loss, stats
+
+
+def adam_update(w, g, m, v, long step, double learning_rate, double beta1=0.9, double beta2=0.999,
+                double eps=1e-8):
+    """In place, Adam's descent step number ``step`` (see fastpg.reference.adam_update). Any memory order
+    shared by all four arrays."""
+    for name, arr in (("w", w), ("g", g), ("m", m), ("v", v)):
+        _validate.as_array(name, arr)
+        _validate.check_dtype(name, arr, np.float64)
+        if arr.shape != w.shape:
+            raise ValueError(f"{name} has shape {arr.shape}, expected the shape of w {w.shape}")
+        if not (arr.flags.c_contiguous or arr.flags.f_contiguous):
+            raise ValueError(f"{name} must be contiguous")
+        if arr is not g:
+            _validate.check_writeable(name, arr)
+    if w.ndim > 1 and any(arr.flags.c_contiguous != w.flags.c_contiguous for arr in (g, m, v)):
+        raise ValueError("w, g, m and v must share one memory order")
+    if step < 1:
+        raise ValueError(f"step must be at least 1, got {step}")
+    cdef double[::1] w_flat = w.reshape(-1, order="A")
+    cdef const double[::1] g_flat = g.reshape(-1, order="A")
+    cdef double[::1] m_flat = m.reshape(-1, order="A")
+    cdef double[::1] v_flat = v.reshape(-1, order="A")
+    cdef double m_scale = 1.0 / (1.0 - pow(beta1, step)), v_scale = 1.0 / (1.0 - pow(beta2, step))
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(w_flat.shape[0]):
+            m_flat[i] = beta1 * m_flat[i] + (1.0 - beta1) * g_flat[i]
+            v_flat[i] = beta2 * v_flat[i] + (1.0 - beta2) * (g_flat[i] * g_flat[i])
+            w_flat[i] -= learning_rate * (m_flat[i] * m_scale) / (sqrt(v_flat[i] * v_scale) + eps)
