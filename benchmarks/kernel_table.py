@@ -31,6 +31,9 @@ KERNELS = {
     "gae": ("`gae` (T = 2,000)", None),
     "rmsprop_update": ("`rmsprop_update` (1.28 M parameters)", 2),
     "policy_step": ("per env step, frame -> action (`PolicyStepper.step`, 100 steps)", None),
+    "actor_critic_forward": ("`actor_critic_forward` (4,096-row record, H = 200, A = 2)", None),
+    "ppo_backward": ("`ppo_backward` (1,024-row minibatch, H = 200, A = 2)", None),
+    "adam_update": ("`adam_update` (1.28 M parameters)", None),
 }
 
 # Like the `pytest` script: drop the '' that `python -c` puts first on sys.path,

@@ -9,8 +9,12 @@ import numpy as np
 import pytest
 
 from fastpg import kernels, reference
+from fastpg.backends import get_backend
+from fastpg.policy import ActorCriticSpec
 
 BACKENDS = {"reference": reference, "compiled": kernels}
+# The actor-critic's sparse entry points: the numpy twins (reference math on dense chunks) and the kernels.
+ACTOR_BACKENDS = {"reference": get_backend("numpy"), "compiled": get_backend("cython")}
 BACKEND_NAMES = list(BACKENDS)
 DENSE_ROW_BYTES = 6400 * 8  # one float64 difference frame, as the seed records a step
 
@@ -165,3 +169,105 @@ def test_policy_step(benchmark, backend, pong, build_info):
              sparse_bytes_per_step=sparse_bytes, dense_row_bytes=DENSE_ROW_BYTES)
     actions = benchmark(play, stepper, frames, uniforms)
     assert actions == expected_actions
+
+
+# ---------------------------------------------------------------- the actor-critic (--algo ppo)
+
+ACTOR_ROWS = 4096  # record rows of a batch's forward
+MINIBATCH = 1024  # rows of one ppo_backward call
+
+
+def sparse_record(epx, n_rows):
+    """A record of n_rows rows cycling through real difference frames (int16 indices, int8 signs, int32 offsets)."""
+    rows = [np.flatnonzero(epx[t % len(epx)]) for t in range(n_rows)]
+    return {
+        "indices": np.concatenate(rows).astype(np.int16),
+        "signs": np.concatenate([epx[t % len(epx), r] for t, r in enumerate(rows)]).astype(np.int8),
+        "offsets": np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int32),
+    }
+
+
+@pytest.fixture(scope="module")
+def actor(pong):
+    """ActorCriticSpec(200) parameters (W_pi scaled up: a non-uniform policy) and a 4,096-row real record."""
+    params = ActorCriticSpec(200, actions=(2, 3)).initial_parameters(0)
+    rng = np.random.default_rng(0)
+    params["W_pi"][...] = rng.standard_normal(params["W_pi"].shape)
+    params["b1"][...] = 0.01 * rng.standard_normal(200)
+    record = sparse_record(pong.epx, ACTOR_ROWS)
+    nnz = np.diff(record["offsets"])
+    return params, record, nnz
+
+
+def record_args(record):
+    return record["indices"], record["signs"], record["offsets"]
+
+
+@pytest.mark.benchmark(group="actor_critic_forward")
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_actor_critic_forward(benchmark, backend, actor, build_info):
+    params, record, nnz = actor
+    results = {}
+    for name, module in ACTOR_BACKENDS.items():
+        logits, values = np.zeros((ACTOR_ROWS, 2)), np.zeros(ACTOR_ROWS)
+        module.actor_critic_forward(params, *record_args(record), logits, values)
+        results[name] = (logits, values)
+    for ref_arr, compiled_arr in zip(results["reference"], results["compiled"]):
+        np.testing.assert_allclose(compiled_arr, ref_arr, rtol=1e-9, atol=1e-12 * np.max(np.abs(ref_arr)))
+    describe(benchmark, build_info, backend, rows=ACTOR_ROWS, hidden=200, actions=2, W1_order="F",
+             input=f"{ACTOR_ROWS}-row record of real difference frames, mean {nnz.mean():.1f} non-zero pixels a row")
+    logits, values = np.zeros((ACTOR_ROWS, 2)), np.zeros(ACTOR_ROWS)
+    benchmark(ACTOR_BACKENDS[backend].actor_critic_forward, params, *record_args(record), logits, values)
+    np.testing.assert_allclose(logits, results["reference"][0], rtol=1e-9, atol=1e-12 * np.max(np.abs(logits)))
+
+
+@pytest.mark.benchmark(group="ppo_backward")
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_ppo_backward(benchmark, backend, actor, build_info):
+    params, record, nnz = actor
+    rng = np.random.default_rng(0)
+    rows = np.sort(rng.choice(ACTOR_ROWS, size=MINIBATCH, replace=False)).astype(np.int64)
+    choices = rng.integers(0, 2, size=MINIBATCH).astype(np.uint8)
+    logits, values = np.zeros((ACTOR_ROWS, 2)), np.zeros(ACTOR_ROWS)
+    kernels.actor_critic_forward(params, *record_args(record), logits, values)
+    logp = reference.log_softmax(logits[rows])[np.arange(MINIBATCH), choices]
+    args = (params, *record_args(record), rows, choices, logp + rng.normal(0.0, 0.2, MINIBATCH),
+            rng.standard_normal(MINIBATCH), rng.standard_normal(MINIBATCH), 0.2, 0.5, 0.01)
+    results = {}
+    for name, module in ACTOR_BACKENDS.items():
+        grads = {key: np.zeros_like(arr, order="K") for key, arr in params.items()}
+        loss, stats = module.ppo_backward(*args, grads)
+        results[name] = (loss, stats, grads)
+    assert results["compiled"][0] == pytest.approx(results["reference"][0], rel=1e-10)
+    assert 0 < results["reference"][1]["clip_fraction"] < 1
+    for key, ref_grad in results["reference"][2].items():
+        np.testing.assert_allclose(results["compiled"][2][key], ref_grad, rtol=1e-9,
+                                   atol=1e-12 * np.max(np.abs(ref_grad)), err_msg=key)
+    describe(benchmark, build_info, backend, minibatch=MINIBATCH, hidden=200, actions=2,
+             input=f"{MINIBATCH} rows of a {ACTOR_ROWS}-row record of real difference frames, "
+                   f"mean {nnz[rows].mean():.1f} non-zero pixels a row; clip 0.2, vf 0.5, entropy 0.01")
+    grads = {key: np.zeros_like(arr, order="K") for key, arr in params.items()}
+    loss, _ = benchmark(ACTOR_BACKENDS[backend].ppo_backward, *args, grads)
+    assert loss == pytest.approx(results["reference"][0], rel=1e-10)
+
+
+@pytest.mark.benchmark(group="adam_update")
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_adam_update(benchmark, backend, build_info):
+    rng = np.random.default_rng(0)
+    w0 = np.asfortranarray(rng.standard_normal((200, 6400)) / 80.0)  # 1.28 M parameters, like W1
+    g = np.asfortranarray(rng.standard_normal((200, 6400)))
+    m0 = np.asfortranarray(0.1 * rng.standard_normal((200, 6400)))
+    v0 = np.asfortranarray(rng.random((200, 6400)))
+    results = {}
+    for name, module in BACKENDS.items():
+        w, m, v = w0.copy(order="F"), m0.copy(order="F"), v0.copy(order="F")
+        module.adam_update(w, g, m, v, 10, 1e-4)
+        results[name] = (w, m, v)
+    for ref_arr, compiled_arr in zip(results["reference"], results["compiled"]):
+        np.testing.assert_allclose(compiled_arr, ref_arr, rtol=1e-12)
+    describe(benchmark, build_info, backend, parameters=w0.size, order="F")
+    w, m, v = w0.copy(order="F"), m0.copy(order="F"), v0.copy(order="F")
+    # In place: each round updates the same buffers again (as step 10); the work per call is the same.
+    benchmark(BACKENDS[backend].adam_update, w, g, m, v, 10, 1e-4)
+    assert np.all(np.isfinite(w)) and not np.array_equal(w, w0)

@@ -155,6 +155,8 @@ class NumpyActorStepper:
         return int(self.actions[self.choice])
 
     def greedy(self):
+        if not self._choices or self._choices[-1] == 255:
+            raise ValueError("greedy() replaces the last step's choice: call it right after step()")
         self.choice = int(np.argmax(self.probs))
         self._choices[-1] = self.choice
         return int(self.actions[self.choice])

@@ -112,10 +112,11 @@ def _one_line_errors(run):
 def _load_run(path):
     """(params, spec, state, env_id) of the checkpoint in a run directory or checkpoint.npz."""
     from .checkpoint import check_fits, load
-    from .policy import PolicySpec
+    from .policy import ActorCriticSpec, PolicySpec
 
     arrays, state = load(path)
-    spec = PolicySpec(hidden=int(state["config"]["hidden"]))
+    hidden = int(state["config"]["hidden"])
+    spec = ActorCriticSpec(hidden=hidden) if state["config"].get("algo") == "ppo" else PolicySpec(hidden=hidden)
     params = {name: arrays[name] for name in spec.parameters() if name in arrays}
     check_fits(path, params, spec.parameters())
     return params, spec, state, state["config"].get("env", "ALE/Pong-v5")
@@ -231,6 +232,9 @@ def _add_plot_parser(subparsers):
                     "environment steps. Several runs go on one figure, labelled by directory name.")
     p.add_argument("runs", metavar="RUN", nargs="+", help="run directories, or their metrics.csv")
     p.add_argument("-o", "--output", required=True, help="the image file (.png, .svg or .pdf)")
+    p.add_argument("--updates", action="store_true",
+                   help="add a row of the actor-critic's update statistics (KL, entropy, value loss, explained "
+                        "variance) against environment steps")
     p.set_defaults(func=_run_plot)
 
 
@@ -238,7 +242,7 @@ def _add_plot_parser(subparsers):
 def _run_plot(args):
     from .viz import plot_curves
 
-    plot_curves(args.runs, args.output)
+    plot_curves(args.runs, args.output, updates=args.updates)
     print(f"wrote {args.output}")
     return 0
 
@@ -267,12 +271,19 @@ def _run_weights(args):
     if args.neurons < 1:
         raise ValueError(f"--neurons must be at least 1, got {args.neurons}")
     params, spec, state, env_id = _load_run(args.run)
+    if "W2" in params:
+        W2 = params["W2"]
+    elif params["W_pi"].shape[0] == 2:  # the actor-critic: a 2-action softmax is a sigmoid of the logits' difference
+        W2 = params["W_pi"][0] - params["W_pi"][1]
+    else:
+        raise CommandError(f"{args.run} has {params['W_pi'].shape[0]} actions; fastpg weights draws a two-action "
+                           "policy's output weights")
     w2_output = args.w2_output or default_w2_output(args.output)
     title = f"{os.path.basename(os.path.normpath(args.run))} after {state['episodes']:,} episodes"
     W1, what = params["W1"], "W1"
     if args.minus_init:
         W1, what = change_since_init(W1, state["config"]), "W1 - initial W1"
-    plot_weights(W1, params["W2"], args.output, w2_output, neurons=args.neurons, title=title, what=what)
+    plot_weights(W1, W2, args.output, w2_output, neurons=args.neurons, title=title, what=what)
     print(f"wrote {args.output} and {w2_output}")
     return 0
 

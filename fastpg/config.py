@@ -44,6 +44,8 @@ class Config:
     ent_coef: float = _setting(None, "ppo: entropy bonus weight")
     vf_coef: float = _setting(None, "ppo: value loss weight")
     lam: float = _setting(None, "ppo: GAE lambda")
+    baseline: str = _setting(None, "ppo: 'value' (GAE from the learned value) or 'none' (discounted returns, "
+                                   "cut at segment ends; an ablation)")
 
     def __post_init__(self):
         for name, value in ALGORITHM_DEFAULTS.get(self.algo, {}).items():
@@ -81,6 +83,8 @@ class Config:
                 raise ValueError(f"{option_name(name)} must be non-negative and finite, got {value}")
         if not 0 <= self.gamma <= 1:
             raise ValueError(f"--gamma must be in [0, 1], got {self.gamma}")
+        if self.baseline is not None and self.baseline not in BASELINES:
+            raise ValueError(f"--baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
         if self.lam is not None and not 0 <= self.lam <= 1:
             raise ValueError(f"--lam must be in [0, 1], got {self.lam}")
         if self.decay_rate is not None and not 0 <= self.decay_rate < 1:
@@ -96,8 +100,9 @@ class Config:
 ALGORITHM_DEFAULTS = {
     "reinforce": {"learning_rate": 1e-3, "batch_size": 2, "decay_rate": 0.99},
     "ppo": {"learning_rate": 3e-4, "lanes": 16, "segment_steps": 128, "epochs": 4, "minibatches": 4,
-            "max_kl": 0.02, "clip": 0.2, "ent_coef": 0.01, "vf_coef": 0.5, "lam": 0.95},
+            "max_kl": 0.02, "clip": 0.2, "ent_coef": 0.01, "vf_coef": 0.5, "lam": 0.95, "baseline": "value"},
 }
+BASELINES = ("value", "none")
 ALGORITHM_SETTINGS = sorted({name for names in ALGORITHM_DEFAULTS.values() for name in names} - {"learning_rate"})
 
 

@@ -36,6 +36,7 @@ def atari_settings(env_id):
 
 
 SCREENS = ("rgb", "palette")
+COLOUR_TABLE = 256  # bytes that save() appends to the emulator's state
 
 
 class AtariGame:
@@ -69,6 +70,9 @@ class AtariGame:
             if kwargs.get(key) is not None:
                 raise EnvError(f"{env_id!r} sets a game {key}, which fastpg does not support")
         self.ale.loadROM(roms.get_rom_path(kwargs["game"]))
+        # Each episode starts from this state, so that what save() returns depends only on the episode's
+        # seed and actions, not on the episodes this emulator played before (its frame and cycle counters).
+        self._power_on = self.ale.cloneState()
         self.actions = self.ale.getMinimalActionSet()
         self._noop = self.actions[0]
         if screen not in SCREENS:
@@ -78,11 +82,14 @@ class AtariGame:
         self._rgb = np.empty(FRAME_SHAPE, dtype=np.uint8)
         self._rng = None
         self._previous = self._noop
+        self._restored_reds = None  # after restore(), until the next step or reset: see save()
 
     def reset(self, rng):
         """Start an episode whose randomness (sticky actions, frameskip) comes from rng."""
         self._rng = rng
         self._previous = self._noop
+        self._restored_reds = None
+        self.ale.restoreState(self._power_on)
         self.ale.reset_game()
         self._read_screen(self.frame)
         return self.frame
@@ -98,29 +105,52 @@ class AtariGame:
         ``is_foreground`` maps a uint8 array of red values to booleans. Reads
         both screens, so a palette index gets exactly its colour's verdict.
         """
+        if self._restored_reds is not None:  # the screen restore() returned, which the emulator has not drawn
+            indices = np.unique(self.frame)
+            lut[indices] = is_foreground(self._restored_reds[indices])
+            return
         indices = np.empty(FRAME_SHAPE[:2], dtype=np.uint8)
         self.ale.getScreen(indices)
         red = self.rgb()[..., 0]
         lut[indices.ravel()] = is_foreground(red.ravel())
 
     def save(self):
-        """The game's state between agent steps: (emulator bytes, screen copy, sticky action)."""
-        return self.ale.cloneState().serialize(), self.frame.copy(), int(self._previous.value)
+        """The game's state between agent steps: (emulator bytes, screen copy, sticky action).
+
+        The emulator's own state does not hold its screen, so the bytes end
+        with :data:`COLOUR_TABLE` more: the red value of each palette index on
+        the screen, which ``fill_lut`` reads after a ``restore`` (in a fresh
+        process, the emulator may never have shown those colours).
+        """
+        return (self.ale.cloneState().serialize() + self._screen_reds().tobytes(), self.frame.copy(),
+                int(self._previous.value))
 
     def restore(self, saved, rng):
         """Continue from ``save()``'s state, drawing sticky actions and frameskips from rng; returns the screen."""
         from ale_py import Action, ALEState
 
         emulator, screen, previous = saved
-        self.ale.restoreState(ALEState(emulator))
+        self.ale.restoreState(ALEState(emulator[:-COLOUR_TABLE]))
         self.frame[...] = screen  # the emulator's state does not hold its last screen
+        self._restored_reds = np.frombuffer(emulator[-COLOUR_TABLE:], dtype=np.uint8).copy()
         self._previous = Action(previous)
         self._rng = rng
         return self.frame
 
+    def _screen_reds(self):
+        """uint8 (256,): the red value of each palette index on the current screen (0 for the others)."""
+        if self._restored_reds is not None:  # the emulator has not drawn the screen restore() returned
+            return self._restored_reds
+        indices = np.empty(FRAME_SHAPE[:2], dtype=np.uint8)
+        self.ale.getScreen(indices)
+        reds = np.zeros(COLOUR_TABLE, dtype=np.uint8)
+        reds[indices.ravel()] = self.rgb()[..., 0].ravel()
+        return reds
+
     def step(self, action):
         """Play action (an index into the minimal action set); returns (frame, reward, done)."""
         rng = self._rng
+        self._restored_reds = None
         low, high = self._frameskip_range
         n_frames = low if high - low == 1 else int(rng.integers(low, high))
         requested = self.actions[action]

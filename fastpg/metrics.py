@@ -8,7 +8,7 @@ import math
 import os
 
 EPISODE_COLUMNS = ("episode", "env_steps", "reward", "running_reward", "seconds", "steps_per_second")
-UPDATE_COLUMNS = ("kl", "entropy", "value_loss", "explained_variance", "clip_fraction", "epochs")
+UPDATE_COLUMNS = ("kl", "entropy", "value_loss", "explained_variance", "clip_fraction", "step_fraction")
 COLUMNS = EPISODE_COLUMNS + UPDATE_COLUMNS
 
 

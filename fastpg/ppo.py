@@ -2,9 +2,10 @@
 minibatch steps on a clipped surrogate, and a KL limit checked by a line search.
 
 A batch is one segment from every lane, all played with the same weights.
-After each epoch the mean KL between the batch's old policy and the new one is
-measured on the whole batch; past ``--max-kl``, the epoch's step is halved
-until the KL is within the limit (or undone), and the update ends there.
+After the epochs, the mean KL between the batch's old policy and the new one
+is measured on the whole batch; past ``--max-kl``, the update's step is
+halved until the KL is within the limit (or undone). Adam's moments keep
+what the epochs gave them.
 The math is :mod:`fastpg.reference`'s ``ppo_loss``, ``adam_update``, ``gae``
 and ``softmax_kl``.
 """
@@ -43,7 +44,7 @@ class PPO:
         self.adam_steps = int(saved["adam_steps"])
         self.lanes = [_lane_from_json(lane, state, i) for i, lane in enumerate(saved["lanes"])]
         self.results = []
-        self.last_stats = None
+        self.last_stats = saved.get("last_stats")  # a resumed run logs the last update's, as if never stopped
 
     # --- class-level declarations ---
 
@@ -103,9 +104,13 @@ class PPO:
         backend.actor_critic_forward(self.params, record["indices"], record["signs"], record["offsets"], logits, values)
         rows = np.concatenate([lane * (S + 1) + np.arange(S) for lane in range(len(results))]).astype(np.int64)
         advantages, returns = [], []
+        no_baseline = c.baseline == "none"
         for lane, r in enumerate(results):
             v = values[lane * (S + 1): (lane + 1) * (S + 1)]
-            a, R = backend.gae(r["rewards"], np.ascontiguousarray(v[:S]), r["dones"], v[S], c.gamma, c.lam)
+            if no_baseline:  # GAE(1) with V = 0: the discounted returns themselves
+                v = np.zeros(S + 1)
+            a, R = backend.gae(r["rewards"], np.ascontiguousarray(v[:S]), r["dones"], v[S], c.gamma,
+                               1.0 if no_baseline else c.lam)
             advantages.append(a)
             returns.append(R)
         advantages, returns = np.concatenate(advantages), np.concatenate(returns)
@@ -116,12 +121,11 @@ class PPO:
         old_logits = logits[rows]
         logp_old = np.ascontiguousarray(log_softmax(old_logits)[np.arange(len(rows)), choices])
         shuffle = np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(UPDATE_SPAWN_KEY, self.adam_steps)))
-        n_minibatches = c.minibatches
-        stats, kl, epochs_done, fraction = {}, 0.0, 0, 1.0
+        before = {name: array.copy(order="K") for name, array in self.params.items()}
+        stats = {}
         for epoch in range(c.epochs):
-            before = {name: array.copy(order="K") for name, array in self.params.items()}
             order = shuffle.permutation(len(rows))
-            for chunk in np.array_split(order, n_minibatches):
+            for chunk in np.array_split(order, c.minibatches):
                 chunk = np.sort(chunk)  # rows in record order: the same sums whatever the shuffle's layout
                 _, stats = backend.ppo_backward(
                     self.params, record["indices"], record["signs"], record["offsets"], rows[chunk], choices[chunk],
@@ -131,15 +135,13 @@ class PPO:
                 for name, w in self.params.items():
                     m, v = self.moments[name]
                     backend.adam_update(w, self.grads[name], m, v, self.adam_steps, c.learning_rate)
-            epochs_done += 1
-            kl = self._kl(record, rows, old_logits, logits)
-            if kl > c.max_kl:
-                kl, fraction = self._backtrack(before, record, rows, old_logits, logits)
-                break
-        self.last_stats = {"kl": kl, "entropy": stats.get("entropy", float("nan")),
-                           "value_loss": stats.get("value_loss", float("nan")), "explained_variance": explained,
-                           "clip_fraction": stats.get("clip_fraction", float("nan")), "epochs": epochs_done,
-                           "last_step_fraction": fraction}
+        kl = self._kl(record, rows, old_logits, logits)
+        fraction = 1.0
+        if kl > c.max_kl:
+            kl, fraction = self._backtrack(before, record, rows, old_logits, logits)
+        self.last_stats = {"kl": kl, "entropy": stats["entropy"], "value_loss": stats["value_loss"],
+                           "explained_variance": explained, "clip_fraction": stats["clip_fraction"],
+                           "epochs": c.epochs, "step_fraction": fraction}
         self.lanes = [r["state"] for r in results]
 
     def _kl(self, record, rows, old_logits, buffer):
@@ -149,7 +151,7 @@ class PPO:
         return softmax_kl(old_logits, buffer[rows])
 
     def _backtrack(self, before, record, rows, old_logits, buffer):
-        """Scale the last epoch's step by 1/2, 1/4, ... until the KL is within --max-kl; returns (kl, fraction)."""
+        """Scale the update's step by 1/2, 1/4, ... until the KL is within --max-kl; returns (kl, fraction)."""
         after = {name: array.copy(order="K") for name, array in self.params.items()}
         fraction = 1.0
         for _ in range(BACKTRACK_HALVINGS):
@@ -182,7 +184,7 @@ class PPO:
         return arrays
 
     def json_state(self):
-        return {"adam_steps": self.adam_steps,
+        return {"adam_steps": self.adam_steps, "last_stats": self.last_stats,
                 "lanes": [_lane_json(lane, 0 if lane.game is None else len(lane.game[0])) for lane in self.lanes]}
 
 

@@ -139,7 +139,7 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
             for closeable in (pool, metrics, progress):
                 if closeable is not None:
                     closeable.close()
-    _print_summary(state, interrupted, clock, pool.replays, run_dir, progress.stream)
+    _print_summary(state, interrupted, clock, pool.replays, algorithm_class.task_unit, run_dir, progress.stream)
     return TrainingOutcome(state, interrupted)
 
 
@@ -320,11 +320,11 @@ def _check_finite(arrays, batch, tasks, run_dir, last_checkpoint):
             "(a smaller --learning-rate may help)")
 
 
-def _print_summary(state, interrupted, clock, replays, run_dir, stream):
+def _print_summary(state, interrupted, clock, replays, task_unit, run_dir, stream):
     elapsed = clock.elapsed()
     session_steps = state.env_steps - clock.start_steps
     running = "n/a" if state.running_reward is None else format(state.running_reward, "+.3f")
     print(f"{'interrupted' if interrupted else 'done'}: {state.episodes} episodes, {state.env_steps:,} env steps, "
           f"running reward {running}; this session {session_steps:,} steps in {elapsed:.1f} s "
-          f"({session_steps / elapsed if elapsed > 0 else 0:,.0f} steps/s, {replays} replayed episodes); "
+          f"({session_steps / elapsed if elapsed > 0 else 0:,.0f} steps/s, {replays} replayed {task_unit}s); "
           f"checkpoint in {run_dir}", file=stream, flush=True)

@@ -285,6 +285,8 @@ cdef class ActorStepper:
     def greedy(self):
         """Replace the last step's choice by the likeliest output; returns its game action."""
         cdef Py_ssize_t a, best = 0
+        if self.n_rows == 0 or self.choices[self.n_rows - 1] == 255:
+            raise ValueError("greedy() replaces the last step's choice: call it right after step()")
         for a in range(1, self.net.A):
             if self.probs[a] > self.probs[best]:
                 best = a

@@ -40,8 +40,15 @@ def run_labels(paths):
     return [name if names.count(name) == 1 else os.path.normpath(path) for name, path in zip(names, paths)]
 
 
-def plot_curves(paths, output):
-    """Plot running and episode reward against episodes, wall-clock time and env steps; one colour a run."""
+UPDATE_PANELS = (("kl", "mean KL(old || new) per update"), ("entropy", "policy entropy (nats)"),
+                 ("value_loss", "value loss, (V - R)^2 / 2"), ("explained_variance", "explained variance of returns"))
+
+
+def plot_curves(paths, output, updates=False):
+    """Plot running and episode reward against episodes, wall-clock time and env steps; one colour a run.
+
+    With ``updates``, a second row shows the update statistics (runs without them draw nothing there).
+    """
     require("plot", "matplotlib")
     check_output(output, (".png", ".svg", ".pdf"))
     curves = [read_curve(path) for path in paths]
@@ -49,8 +56,13 @@ def plot_curves(paths, output):
     from matplotlib.lines import Line2D
     from matplotlib.ticker import EngFormatter
 
-    fig = Figure(figsize=(15, 4.6), layout="constrained")
-    axes = fig.subplots(1, 3, sharey=True)
+    fig = Figure(figsize=(15, 8.8 if updates else 4.6), layout="constrained")
+    if updates:
+        top, bottom = fig.subfigures(2, 1)
+        axes = top.subplots(1, 3, sharey=True)
+        _plot_updates(bottom.subplots(1, len(UPDATE_PANELS)), curves)
+    else:
+        axes = fig.subplots(1, 3, sharey=True)
     longest = max(curve["seconds"].max() for curve in curves)  # read_curve refuses empty runs
     time_axis = ("seconds", 1 / 60, "wall-clock minutes") if longest <= 3 * 3600 else \
         ("seconds", 1 / 3600, "wall-clock hours")  # minutes read more easily for runs of an hour or two
@@ -71,6 +83,21 @@ def plot_curves(paths, output):
                 Line2D([], [], color="0.3", alpha=0.5, marker=".", linestyle="", label="episode reward")]
     axes[0].legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.85)
     fig.suptitle("fastpg learning curves")
+    if updates and not any(np.isfinite(curve["kl"]).any() for curve in curves):
+        raise VizError("--updates: none of these runs has update statistics (they come from --algo ppo)")
     with _atomic_output(output) as tmp:
         fig.savefig(tmp, format=os.path.splitext(output)[1][1:].lower(), dpi=100)
 
+
+
+def _plot_updates(axes, curves):
+    """Each update statistic against env steps, one colour a run (rows repeat an update's values)."""
+    from matplotlib.ticker import EngFormatter
+
+    for ax, (column, label) in zip(axes, UPDATE_PANELS):
+        for i, curve in enumerate(curves):
+            ax.plot(curve["env_steps"], curve[column], color=f"C{i}", linewidth=1.0)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("environment steps")
+        ax.xaxis.set_major_formatter(EngFormatter())
+        ax.grid(True, alpha=0.3)

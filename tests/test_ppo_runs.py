@@ -1,0 +1,443 @@
+"""`fastpg train --algo ppo` end to end, on real Pong, and its KL limit.
+
+The arrays a run ends with depend only on its seed and settings: one or two workers, a killed
+worker or a resume give the very same checkpoint (parameters, Adam's moments and the lanes'
+emulators, screens and frames), the numpy backend the same to float rounding. An update never
+moves the policy past --max-kl. Bad settings are one-line errors. A PPO checkpoint is read by
+checkpoint.load, eval and video; its metrics.csv carries the update columns.
+
+The runs are tiny: 16 hidden units, 2 lanes of 128-step segments (a batch is 256 steps), 2,560
+steps in all (10 updates, about a second), in which two episodes end after a few updates.
+"""
+import csv
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from fastpg import checkpoint, metrics, reference
+from fastpg.backends import densify, get_backend
+from fastpg.config import Config
+from fastpg.lanes import LanePlayer, LaneState, Segment
+from fastpg.metrics import COLUMNS, EPISODE_COLUMNS, UPDATE_COLUMNS, MetricsLog
+from fastpg.ppo import PPO
+from fastpg.rollout import PlayerSettings
+from fastpg.train import RunState
+
+from helpers import (TIMEOUT, assert_clean_error, cli_env, episodes_played, fastpg_command, file_hashes,
+                     load_arrays, load_state, metric_rows, run_fastpg, stop, worker_pids)
+
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="finds worker processes in Linux /proc")
+
+HIDDEN, LANES, SEGMENT = 16, 2, 128
+PPO_OPTIONS = ("--algo", "ppo", "--hidden", HIDDEN, "--lanes", LANES, "--segment-steps", SEGMENT)
+BATCH_STEPS = LANES * SEGMENT
+STEPS = 10 * BATCH_STEPS
+LANE_ARRAYS = ("lane_emulators", "lane_screens", "lane_previous")
+PARAMETERS = ("W1", "b1", "W_pi", "b_pi", "w_v", "b_v")
+# What a run's rows say that does not depend on its speed: all but seconds and steps_per_second.
+DETERMINED_COLUMNS = ("episode", "env_steps", "reward", "running_reward") + UPDATE_COLUMNS
+
+
+def run_ppo(run_dir, *args, workers=1):
+    """A `fastpg train` run (from run_dir's parent) that must succeed; returns the CompletedProcess."""
+    result = run_fastpg("train", "--run-dir", run_dir, "--workers", workers, *args, cwd=os.path.dirname(run_dir))
+    assert result.returncode == 0, f"fastpg train failed ({result.returncode}):\n{result.stderr}"
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def determined(rows):
+    return [tuple(row[name] for name in DETERMINED_COLUMNS) for row in rows]
+
+
+def assert_same_run(actual_dir, desired_dir):
+    """Every checkpoint array bit for bit, the run's state and the metrics rows' determined columns."""
+    actual, desired = load_arrays(actual_dir), load_arrays(desired_dir)
+    assert sorted(actual) == sorted(desired)
+    for name in desired:
+        if name == "state":
+            continue
+        assert actual[name].dtype == desired[name].dtype, name
+        np.testing.assert_array_equal(actual[name], desired[name], err_msg=name)
+    state, desired_state = load_state(actual_dir), load_state(desired_dir)
+    for key in ("config", "episodes", "env_steps", "updates", "running_reward", "algorithm", "arrays", "dtypes"):
+        assert state[key] == desired_state[key], key
+    assert determined(metric_rows(actual_dir)) == determined(metric_rows(desired_dir))
+
+
+@pytest.fixture(scope="module")
+def ppo_run(runs):
+    """STEPS steps of the tiny PPO settings, one worker, cython: (run_dir, CompletedProcess)."""
+    run_dir = str(runs / "ppo-reference")
+    return run_dir, run_ppo(run_dir, *PPO_OPTIONS, "--max-steps", STEPS)
+
+
+def test_the_reference_run_learned_and_ended_episodes_after_updates(ppo_run):
+    """What the comparisons below rely on: the run moved every array, and logged episodes after updates."""
+    run_dir = ppo_run[0]
+    arrays, state = load_arrays(run_dir), load_state(run_dir)
+    assert state["env_steps"] == STEPS and state["updates"] == STEPS // BATCH_STEPS
+    initial = Config(algo="ppo", hidden=HIDDEN).policy().initial_parameters(0)
+    for name in PARAMETERS:
+        assert not np.allclose(arrays[name], initial[name], rtol=0, atol=1e-9), name
+        assert np.any(arrays[f"adam_v_{name}"] > 0), name
+    rows = metric_rows(run_dir)
+    assert len(rows) >= 2 and state["episodes"] == len(rows)
+    assert int(rows[0]["env_steps"]) > BATCH_STEPS  # the first episode ended after the first update
+
+
+# ---------------------------------------------------------------- same seed and settings, same arrays
+
+
+def test_two_workers_give_the_arrays_of_one(ppo_run, runs):
+    run_dir = str(runs / "ppo-two-workers")
+    run_ppo(run_dir, *PPO_OPTIONS, "--max-steps", STEPS, workers=2)
+    assert_same_run(run_dir, ppo_run[0])
+
+
+def test_numpy_backend_gives_the_weights_of_cython(ppo_run, runs):
+    run_dir = str(runs / "ppo-numpy")
+    run_ppo(run_dir, *PPO_OPTIONS, "--max-steps", STEPS, "--backend", "numpy")
+    actual, desired = load_arrays(run_dir), load_arrays(ppo_run[0])
+    for name in PARAMETERS:
+        scale = np.abs(desired[name]).max()
+        np.testing.assert_allclose(actual[name], desired[name], rtol=1e-9, atol=1e-12 * scale, err_msg=name)
+    for name in LANE_ARRAYS:  # the same games, step for step
+        np.testing.assert_array_equal(actual[name], desired[name], err_msg=name)
+    algorithm, desired_algorithm = load_state(run_dir)["algorithm"], load_state(ppo_run[0])["algorithm"]
+    for key in ("lanes", "adam_steps"):
+        assert algorithm[key] == desired_algorithm[key], key
+    assert algorithm["last_stats"] == pytest.approx(desired_algorithm["last_stats"], rel=1e-9, abs=1e-12)
+    assert episodes_played(metric_rows(run_dir)) == episodes_played(metric_rows(ppo_run[0]))
+
+
+def test_max_steps_stops_at_the_first_batch_boundary_past_it(runs):
+    run_dir = str(runs / "ppo-max-steps")
+    run_ppo(run_dir, *PPO_OPTIONS, "--max-steps", BATCH_STEPS + 1)
+    state = load_state(run_dir)
+    assert (state["env_steps"], state["updates"], state["episodes"]) == (2 * BATCH_STEPS, 2, 0)
+    defaults = Config(algo="ppo")
+    assert state["algorithm"]["adam_steps"] == 2 * defaults.epochs * defaults.minibatches
+
+
+def test_resume_equals_an_uninterrupted_run(ppo_run, runs):
+    """Stopped at the batch boundary after the first episode, resumed (on two workers) to the end."""
+    first_episode_steps = int(metric_rows(ppo_run[0])[0]["env_steps"])
+    stop_at = math.ceil(first_episode_steps / BATCH_STEPS) * BATCH_STEPS
+    assert stop_at < STEPS, "the first leg must end before the reference run does"
+    run_dir = str(runs / "ppo-resumed")
+    run_ppo(run_dir, *PPO_OPTIONS, "--max-steps", stop_at)
+    state = load_state(run_dir)
+    assert (state["env_steps"], state["updates"], state["episodes"]) == (stop_at, stop_at // BATCH_STEPS, 1)
+    assert determined(metric_rows(run_dir)) == determined(metric_rows(ppo_run[0]))[:1]
+    # A row of a batch the checkpoint does not hold (a crash mid-batch leaves them): resume drops it.
+    with open(os.path.join(run_dir, "metrics.csv"), "a", newline="") as f:
+        csv.writer(f).writerow([2, 99999, 9, 9.0, 1.0, 1.0] + [1] * len(UPDATE_COLUMNS))
+    # Settings come from the checkpoint: only where to stop (and non-algorithm options) are given.
+    run_ppo(run_dir, "--resume", "--max-steps", STEPS, workers=2)
+    assert_same_run(run_dir, ppo_run[0])
+
+
+@needs_proc
+def test_a_killed_worker_costs_a_replayed_segment_and_nothing_else(ppo_run, runs):
+    run_dir = str(runs / "ppo-killed-worker")
+    stderr_path = os.path.join(runs, "ppo-killed-worker.stderr")
+    command = fastpg_command("train", "--run-dir", run_dir, "--workers", 2, *PPO_OPTIONS, "--max-steps", STEPS)
+    with open(stderr_path, "w") as stderr:
+        process = subprocess.Popen(command, cwd=runs, env=cli_env(), stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        # metrics.csv appears just before the first batch's segments go to the workers, which are still
+        # starting up (importing, opening the emulator): each has a segment to play when it is killed.
+        deadline = time.monotonic() + TIMEOUT
+        while not os.path.exists(os.path.join(run_dir, "metrics.csv")):
+            assert process.poll() is None, "fastpg train exited before starting its first batch"
+            assert time.monotonic() < deadline, "no metrics.csv"
+            time.sleep(0.01)
+        workers = worker_pids(process.pid)
+        assert len(workers) == 2, workers
+        os.kill(workers[0], signal.SIGKILL)
+        process.wait(timeout=TIMEOUT)
+    finally:
+        stop(process)
+    with open(stderr_path) as f:
+        stderr = f.read()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr, stderr
+    warnings = [line for line in stderr.splitlines() if "died" in line]
+    assert len(warnings) == 1, stderr
+    assert re.fullmatch(rf"worker {workers[0]} died \(exit code -9\) while playing segment lane [01] of batch 1; "
+                        "replaying it with the same seed on a new worker", warnings[0]), warnings[0]
+    assert " steps/s, 1 replayed segments); " in stderr.strip().splitlines()[-1], stderr
+    assert_same_run(run_dir, ppo_run[0])
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_a_lane_plays_the_same_on_any_player(backend):
+    """What replays and resumes rest on: a segment's result depends only on the lane's state.
+
+    A fresh player (a new worker, or a resumed run) restores a screen its emulator never drew, and
+    a player that has played other lanes has run its emulator's counters on; neither may show.
+    """
+    spec = Config(algo="ppo", hidden=8).policy()
+    params = spec.initial_parameters(0)
+
+    def player():
+        return LanePlayer(PlayerSettings(spec, "ALE/Pong-v5", backend=backend, unit="segment"), params)
+
+    used = player()
+    used.play(Segment(1, 0, 200, LaneState.start(0, 1)))  # another lane first
+    first = used.play(Segment(0, 0, 150, LaneState.start(0, 0)))
+    fresh_first = player().play(Segment(0, 0, 150, LaneState.start(0, 0)))
+    second = used.play(Segment(0, 1, 100, first["state"]))
+    fresh_second = player().play(Segment(0, 1, 100, first["state"]))
+    for a, b in ((first, fresh_first), (second, fresh_second)):
+        for name in ("indices", "signs", "offsets", "choices"):
+            np.testing.assert_array_equal(a["record"][name], b["record"][name], err_msg=name)
+        np.testing.assert_array_equal(a["rewards"], b["rewards"])
+        assert a["state"].game[0] == b["state"].game[0]  # the emulator's bytes
+        np.testing.assert_array_equal(a["state"].game[1], b["state"].game[1])
+        np.testing.assert_array_equal(a["state"].previous, b["state"].previous)
+        assert (a["state"].policy_rng, a["state"].env_rng) == (b["state"].policy_rng, b["state"].env_rng)
+
+
+# ---------------------------------------------------------------- the KL limit
+
+
+def _learner_and_batch(max_kl, learning_rate=1e-2):
+    """A fresh PPO learner (2 lanes of 64 steps) that has observed its first batch: (learner, params, segments)."""
+    config = Config(algo="ppo", hidden=HIDDEN, lanes=2, segment_steps=64, learning_rate=learning_rate,
+                    max_kl=max_kl)
+    config.validate()
+    spec = config.policy()
+    params = spec.initial_parameters(config.seed)
+    learner = PPO(config, spec, params, {**params, **PPO.initial_state(spec, config)}, get_backend("cython"))
+    player = LanePlayer(PlayerSettings(spec, config.env, unit="segment"), params)
+    segments = [player.play(task) for task in learner.next_tasks(RunState())]
+    for segment in segments:
+        learner.observe(segment)
+    return learner, params, segments
+
+
+def _measured_kl(segments, before, after):
+    """The reference's mean KL(before || after) over the batch's steps (not the screens peeked at its ends)."""
+    kls = []
+    for segment in segments:
+        record = segment["record"]
+        x = densify(record, 0, len(record["offsets"]) - 2)
+        old_logits, _, _ = reference.actor_critic_forward(before, x)
+        new_logits, _, _ = reference.actor_critic_forward(after, x)
+        kls.append(reference.softmax_kl(old_logits, new_logits))
+    return float(np.mean(kls))  # the lanes' segments are of equal length
+
+
+def test_an_update_keeps_the_kl_within_max_kl():
+    max_kl = 0.001
+    learner, params, segments = _learner_and_batch(max_kl)
+    before = {name: array.copy() for name, array in params.items()}
+    learner.update(RunState())
+    kl = _measured_kl(segments, before, params)
+    assert 0 < kl <= max_kl  # within the limit, and not by undoing the update
+    assert learner.last_stats["kl"] == pytest.approx(kl, rel=0, abs=1e-12)
+
+    # The limit did something: the same batch and learning rate without it go past it.
+    free, free_params, free_segments = _learner_and_batch(1e9)
+    for segment, free_segment in zip(segments, free_segments):  # the very same batch
+        for name in ("indices", "signs", "offsets", "choices"):
+            np.testing.assert_array_equal(segment["record"][name], free_segment["record"][name])
+        np.testing.assert_array_equal(segment["rewards"], free_segment["rewards"])
+    free.update(RunState())
+    free_kl = _measured_kl(free_segments, before, free_params)
+    assert free_kl > 10 * max_kl
+    assert free.last_stats["kl"] == pytest.approx(free_kl, rel=0, abs=1e-12)
+
+
+def test_kl_of_every_update_of_a_run_is_within_the_default_limit(ppo_run):
+    max_kl = Config(algo="ppo").max_kl
+    rows = metric_rows(ppo_run[0])
+    assert load_state(ppo_run[0])["config"]["max_kl"] == max_kl
+    for row in rows:
+        assert 0 <= float(row["kl"]) <= max_kl * (1 + 1e-5), row  # written to 6 significant digits
+
+
+# ---------------------------------------------------------------- bad settings
+
+
+NEW_RUN_ERRORS = {
+    "a reinforce setting": (["--algo", "ppo", "--batch-size", 4], ["--batch-size is a setting of --algo reinforce"]),
+    "a ppo setting": (["--algo", "reinforce", "--lanes", 4], ["--lanes is a setting of --algo ppo"]),
+    "a ppo setting, reinforce by default": (["--segment-steps", 64], ["--segment-steps is a setting of --algo ppo"]),
+    "zero lanes": (["--algo", "ppo", "--lanes", 0], ["--lanes must be at least 1, got 0"]),
+    "zero segment steps": (["--algo", "ppo", "--segment-steps", 0], ["--segment-steps must be at least 1"]),
+    "zero epochs": (["--algo", "ppo", "--epochs", 0], ["--epochs must be at least 1"]),
+    "zero max kl": (["--algo", "ppo", "--max-kl", 0], ["--max-kl must be positive"]),
+    "infinite max kl": (["--algo", "ppo", "--max-kl", "inf"], ["--max-kl must be positive and finite"]),
+    "negative clip": (["--algo", "ppo", "--clip", -0.2], ["--clip"]),
+    "negative entropy weight": (["--algo", "ppo", "--ent-coef", -1], ["--ent-coef"]),
+    "lambda 2": (["--algo", "ppo", "--lam", 2], ["--lam must be in [0, 1], got 2.0"]),
+    "more minibatches than steps": (["--algo", "ppo", "--lanes", 2, "--segment-steps", 8, "--minibatches", 17],
+                                    ["--minibatches (17)", "= 16"]),
+    "unknown algo": (["--algo", "dqn"], []),  # argparse's choices
+}
+
+
+@pytest.mark.parametrize("case", NEW_RUN_ERRORS)
+def test_bad_settings_for_a_new_run_create_nothing(tmp_path, case):
+    args, fragments = NEW_RUN_ERRORS[case]
+    result = run_fastpg("train", "--run-dir", tmp_path / "run", "--hidden", 8, "--max-steps", 64, "--workers", 1,
+                        *args, cwd=tmp_path)
+    if case == "unknown algo":  # argparse's usage message: exit 2, no traceback, nothing written
+        assert result.returncode == 2 and "invalid choice: 'dqn'" in result.stderr and "Traceback" not in result.stderr
+    else:
+        assert_clean_error(result, *fragments)
+    assert os.listdir(tmp_path) == []
+
+
+def test_minibatches_as_many_as_steps_are_fine(tmp_path):
+    run_dir = str(tmp_path / "run")
+    run_ppo(run_dir, "--algo", "ppo", "--hidden", 8, "--lanes", 2, "--segment-steps", 8, "--minibatches", 16,
+            "--max-steps", 16)
+    assert load_state(run_dir)["algorithm"]["adam_steps"] == 16 * Config(algo="ppo").epochs
+
+
+RESUME_ERRORS = {
+    "different lanes": (["--lanes", 4], ["cannot resume with different settings", f"--lanes 4 (run has {LANES})"]),
+    "different max kl": (["--max-kl", 0.5], ["--max-kl 0.5 (run has 0.02)"]),
+    "a reinforce setting": (["--batch-size", 2], ["--batch-size 2"]),
+    "different algo": (["--algo", "reinforce"], ["--algo reinforce (run has ppo)"]),
+}
+
+
+@pytest.mark.parametrize("case", RESUME_ERRORS)
+def test_bad_resume_settings_leave_the_run_untouched(ppo_run, tmp_path, case):
+    args, fragments = RESUME_ERRORS[case]
+    run_dir = str(tmp_path / "existing")
+    shutil.copytree(ppo_run[0], run_dir)
+    before = file_hashes(run_dir)
+    result = run_fastpg("train", "--run-dir", run_dir, "--resume", "--max-steps", 2 * STEPS, *args, cwd=tmp_path)
+    assert_clean_error(result, *fragments)
+    assert file_hashes(run_dir) == before
+
+
+# ---------------------------------------------------------------- the checkpoint, eval and video
+
+
+def test_checkpoint_holds_the_lanes_as_bytes(ppo_run):
+    arrays, state = checkpoint.load(ppo_run[0])
+    spec = Config(algo="ppo", hidden=HIDDEN).policy()
+    expected = {**spec.parameters(), **PPO.state_arrays(spec, Config(algo="ppo", hidden=HIDDEN, lanes=LANES))}
+    assert sorted(arrays) == sorted(expected)
+    checkpoint.check_fits(ppo_run[0], arrays, expected)
+    assert state["dtypes"] == {name: "uint8" for name in LANE_ARRAYS}
+    for name in PARAMETERS:
+        assert arrays[name].dtype == np.float64 and arrays[f"adam_m_{name}"].dtype == np.float64
+    lanes = state["algorithm"]["lanes"]
+    assert len(lanes) == LANES
+    emulator_bytes = [lane["emulator_bytes"] for lane in lanes]
+    assert arrays["lane_emulators"].shape == (LANES, max(emulator_bytes)) and min(emulator_bytes) > 0
+    assert arrays["lane_screens"].shape == (LANES, 210, 160)
+    assert arrays["lane_previous"].shape == (LANES, 6400)
+    for i, lane in enumerate(lanes):
+        assert lane["has_previous"]  # mid-episode at the run's end
+        assert set(np.unique(arrays["lane_previous"][i])) <= {0, 1}
+        assert np.any(arrays["lane_emulators"][i]) and np.any(arrays["lane_screens"][i])
+        assert not np.any(arrays["lane_emulators"][i, lane["emulator_bytes"]:])  # padding
+    defaults = Config(algo="ppo")
+    assert state["algorithm"]["adam_steps"] == state["updates"] * defaults.epochs * defaults.minibatches
+    assert load_state(ppo_run[0]) == state
+
+
+def test_eval_and_video_of_a_ppo_run(ppo_run, tmp_path):
+    run_dir = ppo_run[0]
+    result = run_fastpg("eval", run_dir, "--games", 1, "--workers", 1, "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["games"] == 1 and summary["checkpoint_episodes"] == load_state(run_dir)["episodes"]
+    assert max(summary["points_for"], summary["points_against"]) == 21  # a whole game of Pong
+    assert summary["mean_length"] > 100
+
+    out = tmp_path / "play.gif"
+    result = run_fastpg("video", run_dir, "-o", out, "--max-frames", 20, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"wrote {out}: 20 frames, 40 agent steps, "), result.stdout
+    from PIL import Image
+
+    with Image.open(out) as gif:
+        assert gif.n_frames == 20
+
+
+def test_weights_of_a_ppo_run_is_a_clean_error(ppo_run, tmp_path):
+    result = run_fastpg("weights", ppo_run[0], "-o", tmp_path / "w.png", cwd=tmp_path)
+    assert_clean_error(result, "--algo ppo", command="weights")
+    assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------- metrics.csv
+
+
+def test_update_columns_are_empty_before_the_first_update_then_filled(runs):
+    """One lane of 1,280-step segments: the first episode ends in the first batch, before any update.
+
+    The run is stopped there, its metrics.csv rewritten with only the 6 columns of fastpg 0.2, and
+    resumed: the old rows are kept (their update columns empty), the new ones are full, and the
+    result is the run played straight through.
+    """
+    options = ("--algo", "ppo", "--hidden", HIDDEN, "--lanes", 1, "--segment-steps", 1280)
+    straight = str(runs / "ppo-one-lane")
+    run_ppo(straight, *options, "--max-steps", 2560)
+    rows = metric_rows(straight)
+    first_batch = [row for row in rows if int(row["env_steps"]) <= 1280]
+    assert len(first_batch) >= 1 and len(rows) > len(first_batch), rows  # the test's premise
+    for row in rows:
+        filled = [row[name] != "" for name in UPDATE_COLUMNS]
+        assert filled == [row not in first_batch] * len(UPDATE_COLUMNS), row
+    for row in rows[len(first_batch):]:
+        assert 0 < float(row["entropy"]) <= math.log(2) + 1e-6, row  # two actions
+        assert 0 <= float(row["clip_fraction"]) <= 1, row
+        assert float(row["value_loss"]) >= 0, row
+
+    resumed = str(runs / "ppo-one-lane-resumed")
+    run_ppo(resumed, *options, "--max-steps", 1280)
+    path = os.path.join(resumed, "metrics.csv")
+    old_rows = [[row[name] for name in EPISODE_COLUMNS] for row in metric_rows(resumed)]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(EPISODE_COLUMNS)
+        writer.writerows(old_rows)
+    run_ppo(resumed, "--resume", "--max-steps", 2560)
+    with open(path, newline="") as f:
+        assert tuple(next(csv.reader(f))) == COLUMNS
+    resumed_rows = metric_rows(resumed)
+    assert [[row[name] for name in EPISODE_COLUMNS] for row in resumed_rows[:len(old_rows)]] == old_rows
+    assert determined(resumed_rows) == determined(rows)
+    assert_same_run(resumed, straight)
+
+
+def test_metrics_log_keeps_old_six_column_rows_on_resume(tmp_path):
+    path = str(tmp_path / "metrics.csv")
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(EPISODE_COLUMNS)
+        writer.writerows([(1, 900, -21, "-21.000000", "1.000", "900.0"), (2, 1800, -20, "-20.990000", "2.000", "900.0"),
+                          (3, 2700, -21, "-20.990100", "3.000", "900.0")])  # 3: after the checkpoint
+    log = MetricsLog(path, keep_episodes=2)
+    stats = {name: 0.5 for name in UPDATE_COLUMNS}
+    log.write(3, 2600, -19.0, -20.97, 4.0, 650.0, stats)
+    log.close()
+    with open(path, newline="") as f:
+        lines = list(csv.reader(f))
+    assert lines == [list(COLUMNS),
+                     ["1", "900", "-21", "-21.000000", "1.000", "900.0"] + [""] * len(UPDATE_COLUMNS),
+                     ["2", "1800", "-20", "-20.990000", "2.000", "900.0"] + [""] * len(UPDATE_COLUMNS),
+                     ["3", "2600", "-19", "-20.970000", "4.000", "650.0"] + ["0.5"] * len(UPDATE_COLUMNS)]
+    columns = metrics.read(path)
+    assert columns["episode"] == [1.0, 2.0, 3.0]
+    for name in UPDATE_COLUMNS:
+        assert math.isnan(columns[name][0]) and math.isnan(columns[name][1]) and columns[name][2] == 0.5
