@@ -33,20 +33,27 @@ def train_actions():
 
 
 def test_every_setting_is_an_option_whose_help_comes_from_config_and_presets():
-    from fastpg.config import DEFAULTS, PRESETS
+    from fastpg.algorithm import ALGORITHMS
+    from fastpg.config import ALGORITHM_DEFAULTS, DEFAULTS, PRESETS
 
     actions = train_actions()
     assert sorted(actions["--preset"].choices) == sorted(PRESETS)
     for field in dataclasses.fields(DEFAULTS):
         action = actions["--" + field.name.replace("_", "-")]
         assert action.default is None  # unset: the default, or the checkpoint's value on --resume
-        assert action.type is type(field.default)
+        assert action.type is field.type
         assert action.help.startswith(field.metadata["help"])
-        assert f"(default {field.default}" in action.help
+        per_algorithm = {algo: values[field.name] for algo, values in ALGORITHM_DEFAULTS.items() if field.name in values}
+        if per_algorithm:  # each algorithm's own default, named
+            assert field.default is None
+            for algo, value in per_algorithm.items():
+                assert f"{value} with --algo {algo}" in action.help, field.name
+        else:
+            assert f"(default {field.default}" in action.help
         for preset, settings in PRESETS.items():
             differs = field.name in settings and settings[field.name] != field.default
             assert (f"--preset {preset}: {settings.get(field.name)}" in action.help) == differs, field.name
-    assert actions["--algo"].choices == ["reinforce"]
+    assert actions["--algo"].choices == sorted(ALGORITHMS) == ["ppo", "reinforce"]
 
 
 def test_help_describes_every_option(tmp_path):

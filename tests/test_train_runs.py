@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 
 from fastpg import checkpoint
-from fastpg.config import SEED_SETTINGS
+from fastpg.config import ALGORITHM_DEFAULTS, SEED_SETTINGS
 from fastpg.policy import PolicySpec
-from fastpg.metrics import COLUMNS
+from fastpg.metrics import COLUMNS, UPDATE_COLUMNS
+
+PPO_UNSET = {name: None for name in ALGORITHM_DEFAULTS["ppo"] if name != "learning_rate"}  # saved, unused
 
 from helpers import (BATCH, EPISODES, HIDDEN, assert_same_weights, episodes_played, load_arrays, load_state,
                      metric_rows, run_fastpg, run_train)
@@ -121,9 +123,9 @@ def test_preset_seed_is_the_seed_algorithm_and_explicit_options_win(runs):
                         "--workers", 2, cwd=os.path.dirname(run_dir))
     assert result.returncode == 0, result.stderr
     config = load_state(run_dir)["config"]
-    assert config == {**SEED_SETTINGS, "hidden": HIDDEN, "env": "ALE/Pong-v5", "seed": 0, "algo": "reinforce"}
-    assert SEED_SETTINGS == {"hidden": 200, "batch_size": 10, "learning_rate": 1e-4, "gamma": 0.99,
-                             "decay_rate": 0.99}  # the seed post's values
+    assert config == {**PPO_UNSET, **SEED_SETTINGS, "hidden": HIDDEN, "env": "ALE/Pong-v5", "seed": 0}
+    assert SEED_SETTINGS == {"algo": "reinforce", "hidden": 200, "batch_size": 10, "learning_rate": 1e-4,
+                             "gamma": 0.99, "decay_rate": 0.99}  # the seed post's values
     assert load_state(run_dir)["updates"] == 1  # one update per 10 episodes
 
 
@@ -147,7 +149,7 @@ def test_state_json_records_the_run(reference_run):
     rows = metric_rows(run_dir)
     assert state["config"] == {"env": "ALE/Pong-v5", "hidden": HIDDEN, "batch_size": BATCH,
                                "learning_rate": 1e-3, "gamma": 0.99, "decay_rate": 0.99, "seed": 0,
-                               "algo": "reinforce"}  # the defaults
+                               "algo": "reinforce", **PPO_UNSET}  # REINFORCE's defaults
     assert state["episodes"] == EPISODES
     assert state["updates"] == EPISODES // BATCH
     assert state["env_steps"] == int(rows[-1]["env_steps"])
@@ -165,7 +167,9 @@ def test_metrics_has_one_row_per_episode(reference_run):
     with open(os.path.join(run_dir, "metrics.csv"), newline="") as f:
         header = next(csv.reader(f))
     assert tuple(header) == COLUMNS == ("episode", "env_steps", "reward", "running_reward", "seconds",
-                                        "steps_per_second")
+                                        "steps_per_second", "kl", "entropy", "value_loss", "explained_variance",
+                                        "clip_fraction", "step_fraction")
+    assert all(row[name] == "" for row in metric_rows(run_dir) for name in UPDATE_COLUMNS)  # ppo's only
     rows = metric_rows(run_dir)
     assert [int(row["episode"]) for row in rows] == list(range(1, EPISODES + 1))
     steps = [int(row["env_steps"]) for row in rows]
