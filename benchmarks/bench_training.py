@@ -1,11 +1,14 @@
-"""Training throughput, side by side in one run: `python benchmarks/bench_training.py`.
+"""Training throughput, side by side in one run: `python benchmarks/bench_training.py [--algo ppo]`.
 
 Compares, on the same environment and machine, interleaved over --repeats
 rounds (medians reported):
   bare     a loop stepping fastpg's AtariGame with random actions, nothing else
+           (with --algo ppo it reads the palette screen, as ppo's workers do)
   w1       fastpg train --workers 1            (compiled kernels)
-  numpy    fastpg train --workers 1 --backend numpy
+  numpy    fastpg train --workers 1 --backend numpy   (reinforce only)
   w2       fastpg train --workers 2
+With --algo ppo, one more in-process run with 2 workers splits the CPU time
+per env step between the learner (this process) and the workers.
 Training throughput is steady state: env steps between the first and the last
 row of metrics.csv over the seconds between them (worker start-up excluded).
 CPU per step is the CPU time (user + system) of every process involved, per
@@ -33,9 +36,9 @@ from fastpg.env import AtariGame
 from fastpg.rollout import episode_rngs
 
 
-def bare_loop(env_id, n_steps, seed=0):
+def bare_loop(env_id, n_steps, seed=0, screen="rgb"):
     """Steps/s of whole random-action episodes until n_steps are played."""
-    game = AtariGame(env_id)
+    game = AtariGame(env_id, screen=screen)
     steps, index = 0, 0
     start, cpu_start = time.perf_counter(), time.process_time()
     while steps < n_steps:
@@ -54,12 +57,13 @@ def children_cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
-def train_rate(env_id, n_steps, workers, backend, extra=()):
+def train_rate(env_id, n_steps, workers, backend, algo="reinforce"):
+    # REINFORCE with the seed's batch, as in the README's tables (2 would idle cores); ppo at its defaults.
+    extra = ["--algo", "reinforce", "--batch-size", "10"] if algo == "reinforce" else ["--algo", "ppo"]
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = os.path.join(tmp, "run")
         cmd = [sys.executable, "-m", "fastpg", "train", "--run-dir", run_dir, "--env", env_id,
-               "--max-steps", str(n_steps), "--workers", str(workers), "--backend", backend,
-               "--batch-size", "10", *extra]  # the seed's batch, as in the README's tables; 2 would idle cores
+               "--max-steps", str(n_steps), "--workers", str(workers), "--backend", backend, *extra]
         cpu_before = children_cpu_seconds()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu = children_cpu_seconds() - cpu_before
@@ -68,50 +72,88 @@ def train_rate(env_id, n_steps, workers, backend, extra=()):
     return steps / (m["seconds"][-1] - m["seconds"][0]), cpu / m["env_steps"][-1]
 
 
+def learner_share(env_id, n_steps, workers=2):
+    """(learner, worker) CPU seconds per env step of an in-process ppo run: this process vs its children."""
+    from fastpg.train import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        self_before = resource.getrusage(resource.RUSAGE_SELF)
+        children_before = children_cpu_seconds()
+        outcome = train({"algo": "ppo", "env": env_id}, os.path.join(tmp, "run"), max_steps=n_steps, workers=workers,
+                        progress_stream=open(os.devnull, "w"))
+        self_after = resource.getrusage(resource.RUSAGE_SELF)
+        learner = (self_after.ru_utime + self_after.ru_stime) - (self_before.ru_utime + self_before.ru_stime)
+        worker = children_cpu_seconds() - children_before
+    steps = outcome.state.env_steps
+    return learner / steps, worker / steps
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="ALE/Pong-v5")
     parser.add_argument("--steps", type=int, default=20000, help="env steps per measurement")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--algo", choices=("reinforce", "ppo"), default="reinforce")
     parser.add_argument("--json", help="also write the raw numbers here")
     args = parser.parse_args()
 
+    ppo = args.algo == "ppo"
     configs = {"bare": None, "w1": (1, "cython"), "numpy": (1, "numpy"), "w2": (2, "cython")}
+    if ppo:
+        del configs["numpy"]  # the numpy learner densifies every row of every epoch: minutes per batch
     rates = {key: [] for key in configs}
     cpu = {key: [] for key in configs}
+    shares = []
     for _ in range(args.repeats):
         for key, setting in configs.items():
-            rate, cpu_per_step = bare_loop(args.env, args.steps) if setting is None else train_rate(
-                args.env, args.steps, *setting)
+            if setting is None:
+                rate, cpu_per_step = bare_loop(args.env, args.steps, screen="palette" if ppo else "rgb")
+            else:
+                rate, cpu_per_step = train_rate(args.env, args.steps, *setting, algo=args.algo)
             rates[key].append(rate)
             cpu[key].append(cpu_per_step)
+        if ppo:
+            shares.append(learner_share(args.env, args.steps))
     med = {k: statistics.median(v) for k, v in rates.items()}
     med_cpu = {k: statistics.median(v) * 1e6 for k, v in cpu.items()}
     peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
-    rows = [
-        ("`--workers 1` / bare emulator loop", med["w1"] / med["bare"], ">= 0.85"),
-        ("`--workers 1` / `--backend numpy`", med["w1"] / med["numpy"], ">= 3"),
-        ("`--workers 2` / `--workers 1`", med["w2"] / med["w1"], ">= 1.6"),
-    ]
-    print(f"{args.env}, {args.steps} steps per measurement, median of {args.repeats} interleaved rounds, "
+    if ppo:
+        rows = [("`--workers 1` / bare palette-screen loop", med["w1"] / med["bare"], ">= 0.90"),
+                ("`--workers 2` / `--workers 1`", med["w2"] / med["w1"], ">= 1.8")]
+    else:
+        rows = [
+            ("`--workers 1` / bare emulator loop", med["w1"] / med["bare"], ">= 0.85"),
+            ("`--workers 1` / `--backend numpy`", med["w1"] / med["numpy"], ">= 3"),
+            ("`--workers 2` / `--workers 1`", med["w2"] / med["w1"], ">= 1.6"),
+        ]
+    print(f"{args.env}, --algo {args.algo}, {args.steps} steps per measurement, median of {args.repeats} interleaved rounds, "
           f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}\n")
     print("| configuration | env steps/s (median) | all rounds | CPU µs per step (median) |")
     print("|---|---|---|---|")
     names = {"bare": "bare loop (random actions)", "w1": "train --workers 1", "numpy": "train --workers 1 --backend numpy",
              "w2": "train --workers 2"}
     for key, label in names.items():
+        if key not in med:
+            continue
         print(f"| {label} | {med[key]:,.0f} | {', '.join(f'{r:,.0f}' for r in rates[key])} | {med_cpu[key]:.0f} |")
     print("\n| comparison | ratio | target |")
     print("|---|---|---|")
     for label, ratio, target in rows:
         print(f"| {label} | {ratio:.2f} | {target} |")
+    if ppo:
+        learner = statistics.median(s[0] for s in shares) * 1e6
+        worker = statistics.median(s[1] for s in shares) * 1e6
+        print(f"| learner CPU per env step / a worker's | {learner / worker:.2f} ({learner:.0f} µs / {worker:.0f} µs) "
+              "| <= 0.15 |")
     print(f"| peak RSS of any process | {peak_rss_mb:.0f} MB | <= 300 MB |")
-    print(f"\nCPU time per step, numpy backend / compiled (`--workers 1`): {med_cpu['numpy'] / med_cpu['w1']:.2f}; "
-          f"bare loop / `--backend numpy` throughput, the ceiling of the second ratio: {med['bare'] / med['numpy']:.2f}")
+    if not ppo:
+        print(f"\nCPU time per step, numpy backend / compiled (`--workers 1`): {med_cpu['numpy'] / med_cpu['w1']:.2f}; "
+              f"bare loop / `--backend numpy` throughput, the ceiling of the second ratio: {med['bare'] / med['numpy']:.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"rates": rates, "medians": med, "cpu_seconds_per_step": cpu, "peak_rss_mb": peak_rss_mb,
+                       "learner_worker_cpu_seconds_per_step": shares,
                        "numpy": np.__version__}, f, indent=2)
 
 

@@ -1,4 +1,4 @@
-"""The tuning table: for each learning run, when its running reward first reached -15, -10 and 0.
+"""The learning table: for each run, when its running reward first reached -10, 0, +10 and +15.
 
     python benchmarks/learning_table.py docs/runs/*/
 
@@ -11,7 +11,7 @@ import os
 
 from fastpg.metrics import read
 
-THRESHOLDS = (-15.0, -10.0, 0.0)
+THRESHOLDS = (-10.0, 0.0, 10.0, 15.0)
 
 
 def metric_rows(run_dir):
@@ -27,7 +27,10 @@ def first_reaching(rows, threshold):
 def settings(state):
     config = state["config"]
     learning_rate = f"{config['learning_rate']:.0e}".replace("e-0", "e-")  # 1e-3, not 0.001
-    return f"lr {learning_rate}, batch {config['batch_size']}, hidden {config['hidden']}, seed {config['seed']}"
+    if config.get("algo", "reinforce") == "reinforce":
+        return f"reinforce, lr {learning_rate}, batch {config['batch_size']}, seed {config['seed']}"
+    return (f"ppo, lr {learning_rate}, {config['lanes']} lanes x {config['segment_steps']}, {config['epochs']} epochs, "
+            f"max-kl {config['max_kl']:g}, baseline {config.get('baseline') or 'value'}, seed {config['seed']}")
 
 
 def describe(run_dir):
@@ -37,9 +40,11 @@ def describe(run_dir):
     cells = [os.path.basename(os.path.normpath(run_dir)), settings(state)]
     for threshold in THRESHOLDS:
         row = first_reaching(rows, threshold)
-        cells.append("not reached" if row is None else f"{row['episode']:,.0f} / {row['seconds'] / 60:.1f} min")
+        cells.append("not reached" if row is None else
+                     f"{row['episode']:,.0f} / {row['env_steps'] / 1e6:.2f} M / {row['seconds'] / 60:.1f} min")
     last = rows[-1]
-    cells.append(f"{last['running_reward']:+.1f} at {last['episode']:,.0f} / {last['seconds'] / 60:.0f} min")
+    cells.append(f"{last['running_reward']:+.1f} at {last['episode']:,.0f} / {last['env_steps'] / 1e6:.2f} M / "
+                 f"{last['seconds'] / 60:.0f} min")
     eval_path = os.path.join(run_dir, "eval.json")
     if os.path.exists(eval_path):
         with open(eval_path) as f:
@@ -54,7 +59,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="run directories")
     args = parser.parse_args()
-    header = ["run", "settings", "to -15 (episodes / time)", "to -10", "to 0", "end of run", "eval, 20 games"]
+    header = ["run", "settings", "to -10 (episodes / env steps / minutes)", "to 0", "to +10", "to +15", "end of run",
+              "eval, 20 games"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for run_dir in args.runs:

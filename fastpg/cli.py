@@ -31,11 +31,12 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def _add_train_parser(subparsers):
     p = subparsers.add_parser(
-        "train", help="learn Pong from pixels with the seed's policy gradient",
-        description="Train a 2-layer policy on an Atari game with REINFORCE and RMSProp (the seed "
-                    "algorithm). Runs until --episodes, --max-steps or --max-minutes, or until Ctrl-C, "
-                    "which saves a checkpoint and exits. The defaults are tuned to learn Pong fast (README, "
-                    "'Learning Pong in an hour'); --preset seed gives the seed's hyperparameters exactly.",
+        "train", help="learn Pong from pixels with a policy gradient",
+        description="Train the seed's 2-layer network on an Atari game: by default with a KL-limited "
+                    "actor-critic (--algo ppo; README, 'Solving Pong'), or with the seed's REINFORCE and "
+                    "RMSProp (--algo reinforce). Runs until --episodes, --max-steps or --max-minutes, or until "
+                    "Ctrl-C, which saves a checkpoint and exits. --preset seed gives the seed's algorithm and "
+                    "hyperparameters exactly.",
         formatter_class=_HelpFormatter)
     run = p.add_argument_group("run")
     run.add_argument("--run-dir", help="where checkpoint.npz, state.json and metrics.csv go "

@@ -230,7 +230,7 @@ def _note_idle_workers(n_workers, tasks_per_batch, progress):
         progress.message(f"note: at most {tasks_per_batch} of the {n_workers} workers are busy at once, "
                          f"because a batch's {tasks_per_batch} tasks share one set of weights; "
                          f"--batch-size (reinforce) or --lanes (ppo) {n_workers} or more keeps them all busy "
-                         "(it changes the algorithm: README, 'Learning Pong in an hour')")
+                         "(it changes the algorithm: README, 'Solving Pong')")
 
 
 @contextlib.contextmanager
