@@ -33,12 +33,9 @@ class PPO:
     def __init__(self, config, spec, parameters, state, backend, saved=None):
         self.config, self.spec, self.backend = config, spec, backend
         self.params = parameters
-        names = list(spec.parameters())
-        self.moments = {name: (np.asarray(state[f"adam_m_{name}"], order="K").copy(order="K"),
-                               np.asarray(state[f"adam_v_{name}"], order="K").copy(order="K")) for name in names}
-        for name, array in spec.parameters().items():  # keep each moment in its parameter's memory order
-            m, v = self.moments[name]
-            self.moments[name] = (np.require(m, requirements=array.order), np.require(v, requirements=array.order))
+        # Adam's moments, each in its parameter's memory order (the kernel walks them in step).
+        self.moments = {name: tuple(np.array(state[f"adam_{moment}_{name}"], order=array.order) for moment in "mv")
+                        for name, array in spec.parameters().items()}
         self.grads = spec.zero_parameters()
         saved = saved or self.initial_json(config)
         self.adam_steps = int(saved["adam_steps"])

@@ -11,26 +11,13 @@ import numpy as np
 
 from fastpg import _validate
 
-from fastpg_common cimport FIRST_ROW, N_COLS, N_PIXELS, N_ROWS, add_scaled, int8_t, int16_t, int32_t, int64_t, uint8_t
+from fastpg_common cimport FIRST_ROW, N_COLS, N_PIXELS, N_ROWS, add_scaled, grow, int8_t, int16_t, int32_t, int64_t, uint8_t
 from libc.math cimport exp, log, sqrt, pow
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 cdef enum:
     UNKNOWN_COLOUR = 2  # a lut entry not filled yet
-
-
-cdef int grow(void** buffer, Py_ssize_t* capacity, Py_ssize_t needed, size_t item) noexcept nogil:
-    """Make room for `needed` items, doubling the capacity; returns -1 when out of memory."""
-    if needed <= capacity[0]:
-        return 0
-    cdef Py_ssize_t new_capacity = max(2 * capacity[0], needed)
-    cdef void* grown = realloc(buffer[0], new_capacity * item)
-    if grown == NULL:
-        return -1
-    buffer[0] = grown
-    capacity[0] = new_capacity
-    return 0
 
 
 cdef struct Net:

@@ -1,6 +1,7 @@
 # Header-only declarations shared by the kernels (cimported by plain name;
 # setup.py puts src/ on Cython's include path).
 from libc.math cimport exp
+from libc.stdlib cimport realloc
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t
 
 # Pong's preprocessed frame: 80 x 80 pixels, from rows 35..194 and every second
@@ -102,3 +103,16 @@ cdef inline bint block_is_zero(const double* x) noexcept nogil:
     for i in range(SCAN_BLOCK):
         any_bits |= bits[i] << 1
     return any_bits == 0
+
+
+cdef inline int grow(void** buffer, Py_ssize_t* capacity, Py_ssize_t needed, size_t item) noexcept nogil:
+    """Make room for `needed` items in a realloc'd buffer, doubling the capacity; -1 when out of memory."""
+    if needed <= capacity[0]:
+        return 0
+    cdef Py_ssize_t new_capacity = max(2 * capacity[0], needed)
+    cdef void* grown = realloc(buffer[0], new_capacity * item)
+    if grown == NULL:
+        return -1
+    buffer[0] = grown
+    capacity[0] = new_capacity
+    return 0

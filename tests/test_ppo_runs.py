@@ -373,10 +373,11 @@ def test_eval_and_video_of_a_ppo_run(ppo_run, tmp_path):
         assert gif.n_frames == 20
 
 
-def test_weights_of_a_ppo_run_is_a_clean_error(ppo_run, tmp_path):
-    result = run_fastpg("weights", ppo_run[0], "-o", tmp_path / "w.png", cwd=tmp_path)
-    assert_clean_error(result, "--algo ppo", command="weights")
-    assert os.listdir(tmp_path) == []
+def test_weights_of_a_two_action_ppo_run_draws_the_logits_difference(ppo_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    result = run_fastpg("weights", ppo_run[0], "-o", tmp_path / "w.png", "--neurons", 4, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["w-w2.png", "w.png"]
 
 
 # ---------------------------------------------------------------- metrics.csv

@@ -44,7 +44,7 @@ def run_python(code, cwd=PACKAGE_ROOT):
 def train_in_process(run_dir, **options):
     """fastpg.train.train with the module's tiny settings; returns (progress text, final state)."""
     stream = io.StringIO()
-    state, interrupted = train({"hidden": HIDDEN, "batch_size": BATCH, "env": ENV}, str(run_dir),
+    state, interrupted = train({"algo": "reinforce", "hidden": HIDDEN, "batch_size": BATCH, "env": ENV}, str(run_dir),
                                episodes=EPISODES, progress_stream=stream, **options)
     assert not interrupted
     return stream.getvalue(), state
@@ -84,7 +84,7 @@ def test_local_training_does_not_import_ray(tmp_path):
         "import sys\n"
         "from fastpg.cli import main\n"
         f"rc = main(['train', '--run-dir', {str(tmp_path / 'run')!r}, '--workers', '1', '--episodes', '2',\n"
-        "           '--batch-size', '2', '--hidden', '8'])\n"
+        "           '--algo', 'reinforce', '--batch-size', '2', '--hidden', '8'])\n"
         "print('exit', rc)\n"
         "print('ray imported:', sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))\n"
     )
@@ -100,7 +100,7 @@ def test_ray_option_without_ray_names_the_install_command(tmp_path):
         "sys.modules['ray'] = None  # as if Ray were not installed: `import ray` raises ImportError\n"
         "from fastpg.cli import main\n"
         f"sys.exit(main(['train', '--run-dir', {str(tmp_path / 'run')!r}, '--ray', '--episodes', '2',\n"
-        "                '--batch-size', '2', '--hidden', '8']))\n"
+        "                '--algo', 'reinforce', '--batch-size', '2', '--hidden', '8']))\n"
     )
     result = run_python(code)
     assert result.returncode == 2, result.stderr
@@ -196,7 +196,7 @@ def test_more_workers_than_cluster_cpus_is_a_one_line_error(ray_cluster, tmp_pat
     from fastpg.cli import main
 
     rc = main(["train", "--run-dir", str(tmp_path / "run"), "--ray", "--workers", "3", "--episodes", "2",
-               "--batch-size", "2", "--hidden", "8"])
+               "--algo", "reinforce", "--batch-size", "2", "--hidden", "8"])
     assert rc == 2
     err = capsys.readouterr().err
     assert "--workers 3: the Ray cluster has 2 CPUs" in err

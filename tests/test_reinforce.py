@@ -32,7 +32,7 @@ def test_an_all_zero_return_episode_gives_no_nan(backend):
     initial = spec.initial_parameters(0)
     W1, W2 = initial["W1"], initial["W2"]
     params = {name: array.copy(order="K") for name, array in initial.items()}
-    config = Config(hidden=HIDDEN, learning_rate=1e-4)
+    config = Config(algo="reinforce", hidden=HIDDEN, learning_rate=1e-4)
     learner = Reinforce(config, spec, params, Reinforce.initial_state(spec), get_backend(backend))
     learner.observe(synthetic_episode(np.zeros(20)))
     np.testing.assert_array_equal(learner.grad_W1, 0.0)
