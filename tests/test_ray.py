@@ -24,7 +24,7 @@ from fastpg.rollout import Player, PlayerSettings
 from fastpg.scheduler import StopRequested, WorkerError
 from fastpg.train import train
 
-from helpers import cli_env, run_fastpg
+from helpers import cli_env, load_arrays, run_fastpg
 
 ENV = "ALE/Pong-v5"
 HIDDEN = 8
@@ -132,6 +132,22 @@ def test_cli_ray_run_equals_a_local_one_worker_run(tmp_path, local_reference):
     assert result.returncode == 0, result.stderr
     assert " steps/s, 0 replayed episodes); " in result.stderr.strip().splitlines()[-1]  # not 10 or 20
     assert_same_weights(run_dir, local_reference)
+
+
+def test_actor_critic_on_ray_equals_a_local_one_worker_run(tmp_path):
+    """--algo ppo's segments on 2 Ray actors give exactly the local --workers 1 checkpoint, lanes included."""
+    pytest.importorskip("ray")
+    options = ("--algo", "ppo", "--hidden", HIDDEN, "--lanes", 4, "--segment-steps", 64, "--max-steps", 768,
+               "--env", ENV)
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    for run_dir, where in ((local, ("--workers", 1)), (on_ray, ("--ray", "--workers", 2))):
+        result = run_fastpg("train", "--run-dir", run_dir, *where, *options, cwd=tmp_path, timeout=TIMEOUT)
+        assert result.returncode == 0, result.stderr
+    expected, got = load_arrays(local), load_arrays(on_ray)
+    assert sorted(got) == sorted(expected) and "lane_emulators" in got
+    for name in expected:
+        if name != "state":  # the run record: wall-clock seconds differ
+            np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
 
 
 def test_ray_pool_plays_the_episodes_local_workers_play(ray_cluster):
