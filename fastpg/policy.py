@@ -30,8 +30,19 @@ class ArraySpec:
         return np.zeros(self.shape, dtype=self.dtype, order=self.order)
 
 
+class _NamedParameters:
+    """What every spec derives from its ``parameters()`` declaration."""
+
+    def zero_parameters(self):
+        """Name -> zero array for each parameter, in its declared order (a buffer to copy weights into)."""
+        return {name: array.zeros() for name, array in self.parameters().items()}
+
+    def parameter_bytes(self):
+        return 8 * sum(array.size for array in self.parameters().values())
+
+
 @dataclasses.dataclass(frozen=True)
-class PolicySpec:
+class PolicySpec(_NamedParameters):
     """The seed's network: 80x80 difference frame -> ``hidden`` ReLU units -> one logit, no biases.
 
     ``head="sigmoid"`` gives P(actions[0]) = sigmoid(W2 @ relu(W1 @ x)) over
@@ -60,13 +71,6 @@ class PolicySpec:
         """Name -> ArraySpec of the network's parameters."""
         return {"W1": ArraySpec((self.hidden, N_PIXELS), "F"), "W2": ArraySpec((self.hidden,))}
 
-    def zero_parameters(self):
-        """Name -> zero array for each parameter, in its declared order (a buffer to copy weights into)."""
-        return {name: array.zeros() for name, array in self.parameters().items()}
-
-    def parameter_bytes(self):
-        return 8 * sum(array.size for array in self.parameters().values())
-
     def initial_parameters(self, seed):
         """Xavier-style W1 ~ N(0,1)/sqrt(6400) and W2 ~ N(0,1)/sqrt(H), from the run's seed."""
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(INIT_SPAWN_KEY,)))
@@ -90,7 +94,7 @@ class PolicySpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class ActorCriticSpec:
+class ActorCriticSpec(_NamedParameters):
     """The actor-critic's network: the seed's sparse hidden layer (with biases), a softmax over
     ``actions`` and a value.
 
@@ -118,12 +122,6 @@ class ActorCriticSpec:
         H, A = self.hidden, self.n_actions
         return {"W1": ArraySpec((H, N_PIXELS), "F"), "b1": ArraySpec((H,)), "W_pi": ArraySpec((A, H)),
                 "b_pi": ArraySpec((A,)), "w_v": ArraySpec((H,)), "b_v": ArraySpec((1,))}
-
-    def zero_parameters(self):
-        return {name: array.zeros() for name, array in self.parameters().items()}
-
-    def parameter_bytes(self):
-        return 8 * sum(array.size for array in self.parameters().values())
 
     def initial_parameters(self, seed):
         """W1 as the seed's, W_pi small (a near-uniform first policy), w_v ~ N(0,1)/sqrt(H), zero biases."""

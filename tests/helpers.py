@@ -14,6 +14,7 @@ import csv
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -223,6 +224,26 @@ def worker_pids(parent_pid):
         if ppid == parent_pid and "spawn_main" in cmdline and "resource_tracker" not in cmdline:
             pids.append(int(entry))
     return pids
+
+
+def train_killing_a_worker(command, cwd, stderr_path, wait_until_playing):
+    """Run a `fastpg train` command with 2 workers, SIGKILL one once ``wait_until_playing(process)``
+    returns, and let the run finish. Returns (the killed pid, stderr); the run must succeed cleanly."""
+    with open(stderr_path, "w") as stderr:
+        process = subprocess.Popen(command, cwd=cwd, env=cli_env(), stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        wait_until_playing(process)
+        workers = worker_pids(process.pid)
+        assert len(workers) == 2, workers
+        os.kill(workers[0], signal.SIGKILL)
+        process.wait(timeout=TIMEOUT)
+    finally:
+        stop(process)
+    with open(stderr_path) as f:
+        stderr = f.read()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr, stderr
+    return workers[0], stderr
 
 
 def stop(process):

@@ -12,8 +12,8 @@ import pytest
 
 from fastpg import checkpoint
 
-from helpers import (BATCH, HIDDEN, TIMEOUT, assert_same_weights, cli_env, episodes_played, fastpg_command,
-                     metric_rows, run_fastpg, run_train, stop, wait_for_rows, worker_pids)
+from helpers import (BATCH, HIDDEN, assert_same_weights, cli_env, episodes_played, fastpg_command,
+                     metric_rows, run_fastpg, run_train, stop, train_killing_a_worker, wait_for_rows)
 
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="finds worker processes in Linux /proc")
 needs_posix_signals = pytest.mark.skipif(not hasattr(os, "killpg"), reason="signals a process group")
@@ -33,21 +33,10 @@ def test_a_killed_worker_does_not_lose_the_run(runs, batch4_run):
     stderr_path = os.path.join(runs, "killed-worker.stderr")
     command = fastpg_command("train", "--run-dir", killed_dir, "--workers", 2, "--batch-size", 4,
                              "--episodes", 8, "--hidden", HIDDEN)
-    with open(stderr_path, "w") as stderr:
-        process = subprocess.Popen(command, cwd=runs, env=cli_env(), stdout=subprocess.DEVNULL, stderr=stderr)
-    try:
-        wait_for_rows(killed_dir, 1, process)  # the first batch is in flight: 3 of its episodes to go
-        workers = worker_pids(process.pid)
-        assert len(workers) == 2, workers
-        os.kill(workers[0], signal.SIGKILL)
-        process.wait(timeout=TIMEOUT)
-    finally:
-        stop(process)
-    with open(stderr_path) as f:
-        stderr = f.read()
-    assert process.returncode == 0, stderr
-    assert "Traceback" not in stderr, stderr
-    assert f"worker {workers[0]} died" in stderr and "replaying" in stderr, stderr
+    # Killed once the first batch is in flight: 3 of its episodes to go.
+    killed, stderr = train_killing_a_worker(command, runs, stderr_path,
+                                            lambda process: wait_for_rows(killed_dir, 1, process))
+    assert f"worker {killed} died" in stderr and "replaying" in stderr, stderr
     assert " steps/s, 1 replayed episodes); " in stderr.strip().splitlines()[-1]  # not 11 or 21
     assert [int(row["episode"]) for row in metric_rows(killed_dir)] == list(range(1, 9))
     assert_same_weights(killed_dir, batch4_run)

@@ -15,8 +15,6 @@ import math
 import os
 import re
 import shutil
-import signal
-import subprocess
 import time
 
 import numpy as np
@@ -31,8 +29,8 @@ from fastpg.ppo import PPO
 from fastpg.rollout import PlayerSettings
 from fastpg.train import RunState
 
-from helpers import (TIMEOUT, assert_clean_error, cli_env, episodes_played, fastpg_command, file_hashes,
-                     load_arrays, load_state, metric_rows, run_fastpg, stop, worker_pids)
+from helpers import (TIMEOUT, assert_clean_error, episodes_played, fastpg_command, file_hashes,
+                     load_arrays, load_state, metric_rows, run_fastpg, train_killing_a_worker)
 
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="finds worker processes in Linux /proc")
 
@@ -151,9 +149,7 @@ def test_a_killed_worker_costs_a_replayed_segment_and_nothing_else(ppo_run, runs
     run_dir = str(runs / "ppo-killed-worker")
     stderr_path = os.path.join(runs, "ppo-killed-worker.stderr")
     command = fastpg_command("train", "--run-dir", run_dir, "--workers", 2, *PPO_OPTIONS, "--max-steps", STEPS)
-    with open(stderr_path, "w") as stderr:
-        process = subprocess.Popen(command, cwd=runs, env=cli_env(), stdout=subprocess.DEVNULL, stderr=stderr)
-    try:
+    def wait_for_metrics(process):
         # metrics.csv appears just before the first batch's segments go to the workers, which are still
         # starting up (importing, opening the emulator): each has a segment to play when it is killed.
         deadline = time.monotonic() + TIMEOUT
@@ -161,19 +157,11 @@ def test_a_killed_worker_costs_a_replayed_segment_and_nothing_else(ppo_run, runs
             assert process.poll() is None, "fastpg train exited before starting its first batch"
             assert time.monotonic() < deadline, "no metrics.csv"
             time.sleep(0.01)
-        workers = worker_pids(process.pid)
-        assert len(workers) == 2, workers
-        os.kill(workers[0], signal.SIGKILL)
-        process.wait(timeout=TIMEOUT)
-    finally:
-        stop(process)
-    with open(stderr_path) as f:
-        stderr = f.read()
-    assert process.returncode == 0, stderr
-    assert "Traceback" not in stderr, stderr
+
+    killed, stderr = train_killing_a_worker(command, runs, stderr_path, wait_for_metrics)
     warnings = [line for line in stderr.splitlines() if "died" in line]
     assert len(warnings) == 1, stderr
-    assert re.fullmatch(rf"worker {workers[0]} died \(exit code -9\) while playing segment lane [01] of batch 1; "
+    assert re.fullmatch(rf"worker {killed} died \(exit code -9\) while playing segment lane [01] of batch 1; "
                         "replaying it with the same seed on a new worker", warnings[0]), warnings[0]
     assert " steps/s, 1 replayed segments); " in stderr.strip().splitlines()[-1], stderr
     assert_same_run(run_dir, ppo_run[0])
