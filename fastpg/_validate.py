@@ -4,9 +4,11 @@ Each check names the offending argument and says what was expected, so a
 wrong call fails with an actionable ValueError/TypeError instead of a crash
 or a silently wrong answer.
 """
+import numbers
+
 import numpy as np
 
-from .constants import FRAME_SHAPE, N_PIXELS  # noqa: F401  (the kernels read them from here)
+from .constants import FRAME_SHAPE, MAX_FIRST_ROW, N_PIXELS  # noqa: F401  (the kernels read them from here)
 
 
 def as_array(name, value):
@@ -145,3 +147,53 @@ def palette_lut(value, name="lut"):
     if arr.shape != (256,):
         raise ValueError(f"{name} must have shape (256,) (one entry per palette index), got {arr.shape}")
     return arr
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def first_row(value, name="first_row"):
+    """The first of the 160 screen rows a frame rule reads, as an int; the rows must fit on the screen."""
+    if not (type(value) is int or _is_int(value)) or not 0 <= value <= MAX_FIRST_ROW:  # fast path: a plain int
+        raise ValueError(f"{name} must be an int in [0, {MAX_FIRST_ROW}] (160 rows of the 210-row screen "
+                         f"are read from it), got {value!r}")
+    return int(value)
+
+
+def foreground_table(value, name="foreground"):
+    """A uint8 (256,) table of 0/1 indexed by red value (1 = foreground), returned C-contiguous.
+
+    A wrong dtype is a ValueError here, like the other frame-rule arguments: a
+    table of the wrong kind is a wrong rule, whatever its type.
+    """
+    if not isinstance(value, np.ndarray) or value.dtype != np.uint8 or value.shape != (256,):
+        got = (f"{value.dtype.name} array of shape {value.shape}" if isinstance(value, np.ndarray)
+               else type(value).__name__)
+        raise ValueError(f"{name} must be a uint8 numpy array of shape (256,) (one entry per red value), got {got}")
+    if value.max() > 1:
+        bad = np.unique(value[value > 1])
+        raise ValueError(f"{name} must hold only 0 (background) and 1 (foreground), got {bad[:5].tolist()}")
+    return np.ascontiguousarray(value)
+
+
+def background_reds(value, name="background_reds"):
+    """Red values (ints in [0, 255]) as a tuple."""
+    try:
+        reds = tuple(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of ints in [0, 255], got {value!r}") from None
+    if not all(_is_int(red) and 0 <= red <= 255 for red in reds):
+        raise ValueError(f"{name} must be a sequence of ints in [0, 255], got {value!r}")
+    return tuple(int(red) for red in reds)
+
+
+def action_pair(value, name="actions"):
+    """Two distinct non-negative game action indices, as a tuple of ints."""
+    try:
+        pair = tuple(value)
+    except TypeError:
+        pair = None
+    if pair is None or len(pair) != 2 or not all(_is_int(a) and a >= 0 for a in pair) or pair[0] == pair[1]:
+        raise ValueError(f"{name} must be two distinct non-negative ints (game action indices), got {value!r}")
+    return int(pair[0]), int(pair[1])

@@ -8,20 +8,23 @@ on the backend beyond float rounding.
 """
 import numpy as np
 
-from . import reference
-from .constants import DOWN, N_PIXELS, UP
+from . import _validate, reference
+from .constants import DOWN, N_PIXELS, PONG_FIRST_ROW, UP
 
 BACKWARD_CHUNK = 256  # steps densified at a time by the numpy backward
 
 
 class NumpyStepper:
-    """The reference twin of kernels.PolicyStepper: same interface, same episode format.
+    """The reference twin of kernels.PolicyStepper: same interface and arguments, same episode format.
 
-    ``p`` is P(up) and ``nnz`` the number of non-zero pixels of the last step's difference frame.
+    ``p`` is P(actions[0]) and ``nnz`` the number of non-zero pixels of the last step's difference frame.
     """
 
-    def __init__(self, W1, W2):
+    def __init__(self, W1, W2, actions=(UP, DOWN), foreground=None, first_row=PONG_FIRST_ROW):
         self.W1, self.W2 = W1, W2
+        self.actions = _validate.action_pair(actions)
+        self.first_row, foreground = reference.frame_rule(first_row, foreground)
+        self._foreground = foreground.copy()  # as the compiled stepper: later changes to the caller's table do not count
         self.p = 0.0
         self.nnz = 0
         self.reset()
@@ -35,17 +38,16 @@ class NumpyStepper:
         return len(self._dlogp)
 
     def step(self, frame, u):
-        current = reference.preprocess(frame)
+        current = reference.preprocess(frame, self.first_row, self._foreground)
         x = np.zeros(N_PIXELS) if self._previous is None else current - self._previous
         self._previous = current
         p, _ = reference.policy_forward(self.W1, self.W2, x)
-        action = UP if u < p else DOWN
         nonzero = np.flatnonzero(x)
         self.p, self.nnz = p, len(nonzero)
         self._indices.append(nonzero.astype(np.int16))
         self._signs.append(x[nonzero].astype(np.int8))
-        self._dlogp.append((1.0 if action == UP else 0.0) - p)
-        return action
+        self._dlogp.append((1.0 if u < p else 0.0) - p)
+        return self.actions[0] if u < p else self.actions[1]
 
     def finish(self):
         lengths = [len(i) for i in self._indices]
@@ -83,10 +85,11 @@ def numpy_sparse_backward(W1, W2, indices, signs, offsets, weighted_dlogp, dW1, 
 
 
 class NumpyActorStepper:
-    """The reference twin of kernels.ActorStepper: same interface, same record."""
+    """The reference twin of kernels.ActorStepper: same interface and arguments, same record."""
 
-    def __init__(self, params, actions, lut, fill_lut):
+    def __init__(self, params, actions, lut, fill_lut, first_row=PONG_FIRST_ROW):
         self.params = params
+        self.first_row = _validate.first_row(first_row)
         self.actions = np.asarray(actions, dtype=np.int32)
         self.lut, self.fill_lut = lut, fill_lut
         self.probs = np.zeros(len(self.actions))
@@ -124,13 +127,13 @@ class NumpyActorStepper:
 
     def _read(self, screen):
         try:
-            return reference.preprocess_palette(screen, self.lut)
+            return reference.preprocess_palette(screen, self.lut, self.first_row)
         except ValueError as exc:
             if "no entry" not in str(exc):
                 raise
         self.fill_lut()
         try:
-            return reference.preprocess_palette(screen, self.lut)
+            return reference.preprocess_palette(screen, self.lut, self.first_row)
         except ValueError:
             raise ValueError("the screen shows a colour that fill_lut() did not add to the lut") from None
 
@@ -199,7 +202,11 @@ def numpy_ppo_backward(params, indices, signs, offsets, rows, choices, logp_old,
 
 
 class Backend:
-    """The kernels one run uses: steppers, the learners' functions, and preprocess (for video)."""
+    """The kernels one run uses: steppers, the learners' functions, and preprocess (for video).
+
+    ``stepper`` and ``actor_stepper`` are the stepper classes themselves, so a game's
+    frame rule (``actions``, ``foreground``, ``first_row``) passes straight through.
+    """
 
     def __init__(self, name, stepper, discount_rewards, sparse_backward, rmsprop_update, preprocess,
                  actor_stepper, actor_critic_forward, ppo_backward, adam_update, gae):

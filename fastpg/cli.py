@@ -113,14 +113,14 @@ def _one_line_errors(run):
 def _load_run(path):
     """(params, spec, state, env_id) of the checkpoint in a run directory or checkpoint.npz."""
     from .checkpoint import check_fits, load
-    from .policy import ActorCriticSpec, PolicySpec
+    from .config import Config
 
     arrays, state = load(path)
-    hidden = int(state["config"]["hidden"])
-    spec = ActorCriticSpec(hidden=hidden) if state["config"].get("algo") == "ppo" else PolicySpec(hidden=hidden)
+    config = Config.of_checkpoint(state["config"], path)
+    spec = config.policy()  # the run's game rule and actions
     params = {name: arrays[name] for name in spec.parameters() if name in arrays}
     check_fits(path, params, spec.parameters())
-    return params, spec, state, state["config"].get("env", "ALE/Pong-v5")
+    return params, spec, state, config.env
 
 
 def _progress_bar(total, unit):
@@ -134,24 +134,26 @@ def _add_eval_parser(subparsers):
     p = subparsers.add_parser(
         "eval", help="play full games with a checkpoint's policy and score them",
         description="Play --games full games with the policy of a run's checkpoint, in parallel, and print "
-                    "the win rate, mean score difference, points for and against, and mean game length. "
+                    "the mean score (and in Pong the win rate and points for and against), the random "
+                    "policy's mean score on the same games, and the mean game length. "
                     "Game i uses the seeds of episode i of a run with seed --seed, so results are "
                     "reproducible.",
         formatter_class=_HelpFormatter)
     p.add_argument("run", metavar="RUN", help="a run directory or a checkpoint.npz")
     p.add_argument("--games", type=int, default=10, help="games to play")
     p.add_argument("--greedy", action="store_true",
-                   help="always take the likelier action (UP when P(up) >= 0.5) instead of sampling")
+                   help="always take the likeliest action instead of sampling")
     p.add_argument("--seed", type=int, default=0, help="seed of the games' randomness")
     p.add_argument("--workers", type=int, default=default_workers(), help="worker processes playing games")
     p.add_argument("--json", action="store_true",
-                   help="print one JSON object (win_rate, mean_score, points_for, points_against, games, ...)")
+                   help="print one JSON object (mean_score, random_mean_score, win_rate, points_for, games, ...)")
     p.set_defaults(func=_run_eval)
 
 
 @_one_line_errors
 def _run_eval(args):
-    from .evaluate import evaluate, format_summary, summarize
+    from .evaluate import evaluate, evaluate_random, format_summary, summarize
+    from .games import game_profile
 
     params, spec, state, env_id = _load_run(args.run)
     if not 0 <= args.seed < 2**63:
@@ -160,12 +162,16 @@ def _run_eval(args):
 
     def on_result(result):
         bar.update(1)
-        bar.set_postfix_str(f"last {result.points_for}:{result.points_against}", refresh=False)
+        bar.set_postfix_str(f"last {result.score:+g}", refresh=False)
+
+
+    def warn(text):
+        bar.write(f"fastpg eval: {text}", file=sys.stderr)
 
     try:
         results = evaluate(params, spec, env_id, args.games, seed=args.seed, greedy=args.greedy,
-                           workers=args.workers, on_result=on_result,
-                           on_warning=lambda text: bar.write(f"fastpg eval: {text}", file=sys.stderr))
+                           workers=args.workers, on_result=on_result, on_warning=warn)
+        random_results = evaluate_random(env_id, args.games, seed=args.seed, workers=args.workers, on_warning=warn)
     except KeyboardInterrupt:
         bar.close()
         print("fastpg eval: interrupted", file=sys.stderr)
@@ -173,13 +179,13 @@ def _run_eval(args):
     bar.close()
     policy = "greedy" if args.greedy else "stochastic"
     summary = {"checkpoint": args.run, "checkpoint_episodes": state["episodes"], "env": env_id,
-               "policy": policy, "seed": args.seed, **summarize(results)}
+               "policy": policy, "seed": args.seed, **summarize(results, random_results)}
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"{args.run}: checkpoint after {state['episodes']:,} episodes, {env_id}, "
               f"{args.games} games, {policy} policy, seed {args.seed}")
-        for line in format_summary(summary):
+        for line in format_summary(summary, rallies=game_profile(env_id).rallies):
             print(line)
     return 0
 
@@ -194,7 +200,7 @@ def _add_video_parser(subparsers):
     p.add_argument("run", metavar="RUN", help="a run directory or a checkpoint.npz")
     p.add_argument("-o", "--output", required=True, help="the video file, ending in .gif or .mp4")
     p.add_argument("--max-frames", type=int, help="stop after this many video frames (default: the whole game)")
-    p.add_argument("--greedy", action="store_true", help="take the likelier action instead of sampling")
+    p.add_argument("--greedy", action="store_true", help="take the likeliest action instead of sampling")
     p.add_argument("--seed", type=int, default=0, help="seed of the game's randomness (as eval's game 0)")
     p.add_argument("--every", type=int, default=2, help="agent steps per video frame")
     p.add_argument("--fps", type=float, help="frames per second (default: real time: 15 / --every for Pong-v5)")
@@ -222,7 +228,7 @@ def _run_video(args):
     bar.close()
     ending = "game over" if result.finished else "stopped at --max-frames"
     print(f"wrote {args.output}: {frames} frames, {result.steps} agent steps, "
-          f"score {result.points_for}:{result.points_against} ({ending})")
+          f"score {result.score:+g} ({ending})")
     return 0
 
 
@@ -253,7 +259,8 @@ def _add_weights_parser(subparsers):
         "weights", help="draw the learned first-layer weights as 80x80 images",
         description="Draw rows of W1 as 80x80 images in a grid (white positive, black negative, each "
                     "neuron scaled to its own range), framed by the sign and size of the neuron's W2, "
-                    "and all of W2 as a bar chart in a second image.",
+                    "and all of W2 as a bar chart in a second image. W2 is the output weight (a two-action "
+                    "actor-critic: W_pi[0] - W_pi[1]; more actions: the value head's w_v).",
         formatter_class=_HelpFormatter)
     p.add_argument("run", metavar="RUN", help="a run directory or a checkpoint.npz")
     p.add_argument("-o", "--output", required=True, help="the W1 grid image (.png, .svg or .pdf)")
@@ -276,9 +283,8 @@ def _run_weights(args):
         W2 = params["W2"]
     elif params["W_pi"].shape[0] == 2:  # the actor-critic: a 2-action softmax is a sigmoid of the logits' difference
         W2 = params["W_pi"][0] - params["W_pi"][1]
-    else:
-        raise CommandError(f"{args.run} has {params['W_pi'].shape[0]} actions; fastpg weights draws a two-action "
-                           "policy's output weights")
+    else:  # no single output weight per neuron: show what each neuron adds to the value
+        W2 = params["w_v"]
     w2_output = args.w2_output or default_w2_output(args.output)
     title = f"{os.path.basename(os.path.normpath(args.run))} after {state['episodes']:,} episodes"
     W1, what = params["W1"], "W1"

@@ -29,6 +29,9 @@ class Config:
 
     env: str = _setting("ALE/Pong-v5", "gymnasium Atari id (Pong-v0 is the seed's)", "ID")
     algo: str = _setting("ppo", "learning algorithm")
+    actions: str = _setting(None, "the actions the policy plays: comma-separated names from the game's minimal "
+                                  "action set (None: Pong's up and down, RIGHT,LEFT; another game's whole set, "
+                                  "or with --algo reinforce its two declared actions)", "NAMES")
     seed: int = _setting(0, "the run's seed")
     hidden: int = _setting(200, "hidden units")
     learning_rate: float = _setting(None, "step size (RMSProp for reinforce, Adam for ppo)")
@@ -52,10 +55,25 @@ class Config:
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
 
+    @classmethod
+    def of_checkpoint(cls, saved_config, where):
+        """The Config a checkpoint saved (fastpg 0.1 saved no algo: it had only reinforce)."""
+        from .checkpoint import CheckpointError
+
+        try:
+            return cls(**{"algo": "reinforce", **saved_config})
+        except TypeError as exc:
+            raise CheckpointError(f"{where}: checkpoint config does not match this fastpg ({exc})") from None
+
     def policy(self):
+        """The network this run trains, on its game's screen rule and actions (raises ValueError)."""
+        from .games import game_profile, resolve_actions
+
+        frame = game_profile(self.env).frame
+        actions = resolve_actions(self.env, self.actions, self.algo)
         if self.algo == "ppo":
-            return ActorCriticSpec(hidden=self.hidden)
-        return PolicySpec(hidden=self.hidden)
+            return ActorCriticSpec(hidden=self.hidden, actions=actions, frame=frame)
+        return PolicySpec(hidden=self.hidden, actions=actions, frame=frame)
 
     def validate(self):
         """Raise ValueError, naming the option, for a setting fastpg cannot run."""

@@ -49,7 +49,7 @@ class AtariGame:
     """
 
     def __init__(self, env_id="ALE/Pong-v5", screen="rgb"):
-        from ale_py import ALEInterface, LoggerMode, roms
+        from ale_py import Action, ALEInterface, LoggerMode, roms
 
         kwargs = atari_settings(env_id)
         self.env_id = env_id
@@ -75,6 +75,11 @@ class AtariGame:
         self._power_on = self.ale.cloneState()
         self.actions = self.ale.getMinimalActionSet()
         self._noop = self.actions[0]
+        from .games import KNOWN_GAMES
+
+        profile = KNOWN_GAMES.get(kwargs["game"])
+        self.fire_to_start = profile is not None and profile.fire_to_start
+        self._fire = Action.FIRE
         if screen not in SCREENS:
             raise ValueError(f"screen must be one of {SCREENS}, got {screen!r}")
         self._read_screen = self.ale.getScreenRGB if screen == "rgb" else self.ale.getScreen
@@ -91,6 +96,8 @@ class AtariGame:
         self._restored_reds = None
         self.ale.restoreState(self._power_on)
         self.ale.reset_game()
+        if self.fire_to_start:
+            self._act(self._fire)
         self._read_screen(self.frame)
         return self.frame
 
@@ -148,12 +155,24 @@ class AtariGame:
         return reds
 
     def step(self, action):
-        """Play action (an index into the minimal action set); returns (frame, reward, done)."""
-        rng = self._rng
+        """Play action (an index into the minimal action set); returns (frame, reward, done).
+
+        In a game that serves on FIRE (``fire_to_start``), a step that loses a
+        life is followed by one more step of FIRE, its reward included.
+        """
         self._restored_reds = None
+        lives = self.ale.lives() if self.fire_to_start else 0
+        reward = self._act(self.actions[action])
+        if self.fire_to_start and self.ale.lives() < lives and not self.ale.game_over():
+            reward += self._act(self._fire)
+        self._read_screen(self.frame)
+        return self.frame, float(reward), self.ale.game_over()
+
+    def _act(self, requested):
+        """One agent step of the ALE action ``requested``: frameskip frames, each sticky as ALE's; the reward."""
+        rng = self._rng
         low, high = self._frameskip_range
         n_frames = low if high - low == 1 else int(rng.integers(low, high))
-        requested = self.actions[action]
         reward = 0
         sticky = self.sticky_probability
         if sticky > 0.0:
@@ -163,5 +182,4 @@ class AtariGame:
             if sticky == 0.0 or draws[i] >= sticky:
                 self._previous = requested
             reward += self.ale.act(self._previous)
-        self._read_screen(self.frame)
-        return self.frame, float(reward), self.ale.game_over()
+        return reward

@@ -71,14 +71,26 @@ def evaluate(params, spec, env_id, games, seed=0, greedy=False, workers=1, on_re
     return results
 
 
-def summarize(results):
-    """Totals and means of a list of GameResult, as a JSON-ready dict."""
+def evaluate_random(env_id, games, seed=0, workers=1, on_warning=print):
+    """The uniformly random policy over env_id's whole minimal action set, on the same games' seeds."""
+    from .games import action_names
+    from .policy import UniformSpec
+
+    spec = UniformSpec(tuple(range(len(action_names(env_id)))))
+    return evaluate({}, spec, env_id, games, seed=seed, workers=workers, on_warning=on_warning)
+
+
+def summarize(results, random_results=None):
+    """Totals and means of a list of GameResult (and of the random policy's, when given), as a JSON-ready dict.
+
+    A game's score is the sum of its rewards: in Pong, points won minus lost.
+    """
     n = len(results)
     wins = sum(r.points_for > r.points_against for r in results)
     losses = sum(r.points_for < r.points_against for r in results)
     points_for = sum(r.points_for for r in results)
     points_against = sum(r.points_against for r in results)
-    return {
+    summary = {
         "games": n,
         "wins": wins,
         "losses": losses,
@@ -93,16 +105,27 @@ def summarize(results):
         "per_game": [{"points_for": r.points_for, "points_against": r.points_against, "steps": r.steps}
                      for r in results],
     }
+    if random_results is not None:
+        random_mean = sum(r.score for r in random_results) / len(random_results)
+        summary["random_mean_score"] = random_mean
+        summary["random_per_game"] = [r.score for r in random_results]
+        summary["times_random"] = summary["mean_score"] / random_mean if random_mean > 0 else None
+    return summary
 
 
-def format_summary(summary):
-    """The human-readable lines of a summary."""
+def format_summary(summary, rallies=True):
+    """The human-readable lines of a summary; ``rallies``: the game is won on points, as Pong."""
     n = summary["games"]
     draws = f", {summary['draws']} drawn" if summary["draws"] else ""
-    return [
-        f"win rate          {summary['win_rate']:.1%} ({summary['wins']} of {n} games won{draws})",
-        f"mean score        {summary['mean_score']:+.2f} (points won minus lost, per game)",
-        f"points            {summary['points_for']} for, {summary['points_against']} against "
-        f"({summary['mean_points_for']:.2f} vs {summary['mean_points_against']:.2f} per game)",
-        f"mean game length  {summary['mean_length']:,.0f} agent steps",
-    ]
+    lines = [f"mean score        {summary['mean_score']:+.2f} (the game's score: its rewards summed, per game)"]
+    if "random_mean_score" in summary:
+        times = summary["times_random"]
+        versus = f", {times:.1f}x" if times is not None else ""
+        lines.append(f"random policy     {summary['random_mean_score']:+.2f} on the same games{versus}")
+    if rallies:
+        lines += [
+            f"win rate          {summary['win_rate']:.1%} ({summary['wins']} of {n} games won{draws})",
+            f"points            {summary['points_for']} for, {summary['points_against']} against "
+            f"({summary['mean_points_for']:.2f} vs {summary['mean_points_against']:.2f} per game)",
+        ]
+    return lines + [f"mean game length  {summary['mean_length']:,.0f} agent steps"]

@@ -9,9 +9,11 @@ import dataclasses
 import numpy as np
 
 from .constants import DOWN, N_PIXELS, UP
+from .games import KNOWN_GAMES
 
 HEADS = ("sigmoid",)
 INIT_SPAWN_KEY = 2**32 - 1  # the initial weights' stream of the run's seed; episodes use keys 0, 1, ...
+PONG_FRAME = KNOWN_GAMES["pong"].frame
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,21 +49,23 @@ class PolicySpec(_NamedParameters):
 
     ``head="sigmoid"`` gives P(actions[0]) = sigmoid(W2 @ relu(W1 @ x)) over
     two actions (indices into the game's minimal action set; Pong's up and
-    down). W1 is Fortran-ordered, so the sparse forward reads a contiguous
-    column per non-zero pixel.
+    down). ``frame`` is the game's screen rule (:class:`fastpg.games.FrameRule`).
+    W1 is Fortran-ordered, so the sparse forward reads a contiguous column
+    per non-zero pixel.
     """
 
     hidden: int
     actions: tuple = (UP, DOWN)
     head: str = "sigmoid"
+    frame: object = PONG_FRAME
 
     def __post_init__(self):
         if self.hidden < 1:
             raise ValueError(f"--hidden must be at least 1, got {self.hidden}")
         if self.head not in HEADS:
             raise ValueError(f"unknown policy head {self.head!r}; choose from {', '.join(HEADS)}")
-        if tuple(self.actions) != (UP, DOWN):
-            raise ValueError(f"the sigmoid head plays actions {(UP, DOWN)} (up, down), got {self.actions}")
+        if len(self.actions) != 2 or self.actions[0] == self.actions[1]:
+            raise ValueError(f"the sigmoid head plays two distinct actions, got {self.actions}")
 
     @property
     def n_actions(self):
@@ -82,7 +86,8 @@ class PolicySpec(_NamedParameters):
 
     def stepper(self, backend, parameters, game):
         """backend's stepper playing with ``parameters`` (it reads them in place, so updates show)."""
-        return backend.stepper(parameters["W1"], parameters["W2"])
+        return backend.stepper(parameters["W1"], parameters["W2"], actions=self.actions,
+                               foreground=self.frame.table(), first_row=self.frame.first_row)
 
     def greedy_action(self, p):
         """The likelier action when the head gives P(actions[0]) = p."""
@@ -100,11 +105,13 @@ class ActorCriticSpec(_NamedParameters):
 
     h = relu(W1 x + b1), logits = W_pi h + b_pi, value = w_v . h + b_v, with x
     the 80x80 difference frame. ``actions`` are indices into the game's
-    minimal action set. Its stepper reads palette screens.
+    minimal action set; ``frame`` is the game's screen rule. Its stepper reads
+    palette screens.
     """
 
     hidden: int
     actions: tuple = (UP, DOWN)
+    frame: object = PONG_FRAME
     head = "softmax"
     screen = "palette"
 
@@ -134,12 +141,50 @@ class ActorCriticSpec(_NamedParameters):
 
     def stepper(self, backend, parameters, game):
         """backend's actor stepper on ``game``'s palette screens, with a colour table it fills as colours appear."""
-        from .reference import is_foreground
-
         lut = np.full(256, 2, dtype=np.uint8)  # 2: not seen yet
-        return backend.actor_stepper(parameters, self.actions, lut, lambda: game.fill_lut(lut, is_foreground))
+        return backend.actor_stepper(parameters, self.actions, lut, lambda: game.fill_lut(lut, self.frame.is_foreground),
+                                     first_row=self.frame.first_row)
 
     def greedy(self, stepper):
         """The likeliest action at the stepper's last step (recorded as its choice)."""
         return stepper.greedy()
 
+
+
+@dataclasses.dataclass(frozen=True)
+class UniformSpec(_NamedParameters):
+    """The random policy eval compares with: each step, one of ``actions`` uniformly. No parameters."""
+
+    actions: tuple
+    screen = "palette"  # it never looks
+
+    def parameters(self):
+        return {}
+
+    def stepper(self, backend, parameters, game):
+        return UniformStepper(self.actions)
+
+    def greedy(self, stepper):
+        raise ValueError("the random policy has no likeliest action")
+
+
+class UniformStepper:
+    """The stepper interface of :class:`UniformSpec`: action = actions[floor(u * A)]."""
+
+    nnz = 0
+
+    def __init__(self, actions):
+        self.actions = tuple(actions)
+        self.n_steps = 0
+        self.p = 1.0 / len(self.actions)
+
+    def step(self, frame, u):
+        self.n_steps += 1
+        return self.actions[min(int(u * len(self.actions)), len(self.actions) - 1)]
+
+    def reset(self):
+        self.n_steps = 0
+
+    def finish(self):
+        self.n_steps = 0
+        return {}

@@ -7,23 +7,55 @@ seed's five, and ``gae``, the advantages of the coming actor-critic.
 import numpy as np
 
 from . import _validate
+from .constants import FRAME_SIDE, PONG_BACKGROUND_REDS, PONG_FIRST_ROW
 
-BACKGROUND = (144, 109)
+
+def foreground_table(background_reds):
+    """uint8 (256,) indexed by red value: 0 at each of background_reds, 1 elsewhere.
+
+    A game's frame rule as the kernels take it: one lookup per pixel, whatever
+    the number of background colours. Pong's is foreground_table((0, 144, 109)).
+    """
+    table = np.ones(256, dtype=np.uint8)
+    table[list(_validate.background_reds(background_reds))] = 0
+    return table
 
 
-def preprocess(frame):
-    """uint8 (210, 160, 3) Pong frame -> float64 (6400,) of 0/1.
+PONG_FOREGROUND = foreground_table(PONG_BACKGROUND_REDS)  # the seed's rule, the default everywhere
+PONG_FOREGROUND.setflags(write=False)
 
-    Rows 35..194, every second row and column, red channel; the background
-    values 144 and 109, and 0, become 0; anything else becomes 1.
+
+def frame_rule(first_row=PONG_FIRST_ROW, foreground=None):
+    """The checked (first_row, foreground table) of a frame rule; foreground None is Pong's table.
+
+    Shared by every reader of RGB frames, compiled or not, so that they agree on defaults and errors.
+    """
+    first_row = _validate.first_row(first_row)
+    return first_row, PONG_FOREGROUND if foreground is None else _validate.foreground_table(foreground)
+
+
+def _playfield(screen, first_row):
+    """The 80 x 80 screen positions a frame rule reads: rows first_row, first_row + 2, ..., every second column."""
+    return screen[first_row:first_row + 2 * FRAME_SIDE:2, ::2]
+
+
+def preprocess(frame, first_row=PONG_FIRST_ROW, foreground=None):
+    """uint8 (210, 160, 3) RGB frame -> float64 (6400,) of 0/1.
+
+    Rows first_row..first_row + 159, every second row and column, red
+    channel, each red value mapped through ``foreground`` (uint8 (256,) of
+    0/1, see :func:`foreground_table`). The defaults are the seed's Pong rule:
+    rows 35..194; 0 and the background values 144 and 109 become 0, anything
+    else 1.
     """
     frame = _validate.frame(frame)
-    return is_foreground(frame[35:195:2, ::2, 0]).astype(np.float64).ravel()
+    first_row, table = frame_rule(first_row, foreground)
+    return table[_playfield(frame, first_row)[..., 0]].astype(np.float64).ravel()
 
 
 def is_foreground(red):
     """The seed's pixel rule on red values: neither 0 nor one of Pong's two background colours."""
-    return (red != 0) & (red != BACKGROUND[0]) & (red != BACKGROUND[1])
+    return PONG_FOREGROUND[red] == 1
 
 
 def discount_rewards(rewards, gamma):
@@ -111,17 +143,19 @@ def gae(rewards, values, dones, last_value, gamma, lam):
 
 # --- The actor-critic (``--algo ppo``): a softmax policy and a value on the seed's hidden layer ---
 
-def preprocess_palette(screen, lut):
+def preprocess_palette(screen, lut, first_row=PONG_FIRST_ROW):
     """uint8 (210, 160) palette-index screen -> float64 (6400,) of 0/1, through lut (256,) of 0/1.
 
-    With ``lut[i]`` = 1 exactly when colour i's red value is foreground by
-    :func:`preprocess`'s rule, the result equals preprocess of the RGB screen.
+    Reads the same positions as :func:`preprocess` with the same first_row. With
+    ``lut[i]`` = 1 exactly when colour i's red value is foreground by
+    preprocess's table, the result equals preprocess of the RGB screen.
     """
     screen = _validate.palette_screen(screen)
     lut = _validate.palette_lut(lut)
-    if np.any(lut[screen[35:195:2, ::2]] > 1):
+    values = lut[_playfield(screen, _validate.first_row(first_row))]
+    if np.any(values > 1):
         raise ValueError("lut has no entry for a colour on this screen")
-    return lut[screen[35:195:2, ::2]].astype(np.float64).ravel()
+    return values.astype(np.float64).ravel()
 
 
 def actor_critic_forward(params, x):

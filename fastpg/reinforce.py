@@ -2,10 +2,13 @@
 gradients summed over a batch of episodes, then one RMSProp step.
 
 With ``--preset seed`` this is the 2016 post exactly; the defaults change only
-the learning rate and the batch size.
+the learning rate and the batch size. Returns restart at every reward only in
+games whose rewards end rallies (Pong); in other games a brick or a crossing
+does not end anything, so their returns are discounted over the whole episode.
 """
 import numpy as np
 
+from .games import game_profile
 from .reference import standardize
 
 
@@ -24,6 +27,7 @@ class Reinforce:
         self.batch_size = config.batch_size
         self.gamma, self.learning_rate, self.decay_rate = config.gamma, config.learning_rate, config.decay_rate
         self.backend = backend
+        self.rallies = game_profile(config.env).rallies
         self.W1, self.W2 = parameters["W1"], parameters["W2"]
         self.cache_W1 = np.asfortranarray(caches["cache_W1"])
         self.cache_W2 = np.ascontiguousarray(caches["cache_W2"])
@@ -66,7 +70,12 @@ class Reinforce:
         return n_steps, [(float(episode["rewards"].sum()), n_steps, n_steps)]
 
     def _add_gradient(self, episode):
-        returns = self.backend.discount_rewards(episode["rewards"], self.gamma)
+        rewards = episode["rewards"]
+        if self.rallies:
+            returns = self.backend.discount_rewards(rewards, self.gamma)
+        else:  # GAE(gamma, 1) with a zero value: the plain discounted return
+            zeros = np.zeros_like(rewards)
+            returns, _ = self.backend.gae(rewards, zeros, zeros.astype(np.uint8), 0.0, self.gamma, 1.0)
         advantages = standardize(returns)
         self.backend.sparse_backward(
             self.W1, self.W2, episode["indices"], episode["signs"], episode["offsets"],

@@ -18,6 +18,7 @@ from . import checkpoint
 from .algorithm import get_algorithm
 from .backends import get_backend
 from .config import Config, TrainingError, option_name
+from .games import action_names, game_profile
 from .metrics import MetricsLog
 from .progress import Progress
 from .rollout import PlayerSettings
@@ -120,6 +121,7 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
                 pool.params[name][...] = arrays[name]
             algorithm = algorithm_class(config, spec, pool.params, arrays, backend_impl, saved_json)
             _note_idle_workers(pool.n_workers, len(algorithm.next_tasks(state)), progress)
+            progress.message(describe_game(config.env, spec.actions))
             if algorithm_class.task_unit == "segment":
                 progress.min_interval = SEGMENT_LINE_SECONDS  # batches take a fraction of a second
 
@@ -177,10 +179,7 @@ def _resume_run(run_dir, overrides):
     if not os.path.isdir(run_dir):
         raise TrainingError(f"--resume: no run directory at {run_dir}")
     arrays, saved = checkpoint.load(run_dir)
-    try:
-        config = Config(**{"algo": "reinforce", **saved["config"]})  # fastpg 0.1 had only reinforce
-    except TypeError as exc:
-        raise checkpoint.CheckpointError(f"{run_dir}: checkpoint config does not match this fastpg ({exc})") from None
+    config = Config.of_checkpoint(saved["config"], run_dir)
     conflicts = [f"{option_name(name)} {value} (run has {getattr(config, name)})"
                  for name, value in overrides.items() if value is not None and value != getattr(config, name)]
     if conflicts:
@@ -223,6 +222,13 @@ def _pool_maker(ray_address, workers):
     shutdown = ray_cluster.connect(ray_address, workers)
     return lambda settings, on_warning: RayPool(workers, settings, on_warning=on_warning, task_name=settings.unit,
                                                 shutdown=shutdown)
+
+
+def describe_game(env_id, actions):
+    """One line: the game's screen rule and the actions the policy plays."""
+    names = action_names(env_id)
+    return (f"{env_id}: {game_profile(env_id).describe()}; "
+            f"actions {', '.join(names[index] for index in actions)}")
 
 
 def _note_idle_workers(n_workers, tasks_per_batch, progress):

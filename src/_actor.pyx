@@ -10,8 +10,9 @@ non-zero pixels' columns of W1. fastpg.reference states the same math densely.
 import numpy as np
 
 from fastpg import _validate
+from fastpg.constants import PONG_FIRST_ROW
 
-from fastpg_common cimport FIRST_ROW, N_COLS, N_PIXELS, N_ROWS, add_scaled, grow, int8_t, int16_t, int32_t, int64_t, uint8_t
+from fastpg_common cimport N_COLS, N_PIXELS, N_ROWS, add_scaled, grow, int8_t, int16_t, int32_t, int64_t, uint8_t
 from libc.math cimport exp, log, sqrt, pow
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
@@ -118,6 +119,8 @@ cdef class ActorStepper:
     foreground (1), background (0) or unknown (2) per palette index;
     ``fill_lut()`` is called when the screen shows an unknown colour and must
     fill its entry (from the RGB screen), after which the step is redone.
+    first_row: the first of the 160 screen rows read, the game's playfield
+    (the lut is the rest of its frame rule); see fastpg.reference.preprocess_palette.
 
     The record holds rows: one per ``step`` (its input and its choice) and one
     per ``peek`` (an input only, to value the state a segment ends in).
@@ -127,6 +130,7 @@ cdef class ActorStepper:
     cdef const int32_t[::1] actions
     cdef const uint8_t[::1] lut
     cdef object fill_lut
+    cdef readonly Py_ssize_t first_row
     cdef uint8_t prev[N_PIXELS]
     cdef uint8_t current[N_PIXELS]
     cdef bint first
@@ -141,8 +145,9 @@ cdef class ActorStepper:
     cdef uint8_t* choices
     cdef Py_ssize_t n_rows, n_steps, offsets_capacity, choices_capacity
 
-    def __cinit__(self, params, actions, lut, fill_lut):
+    def __cinit__(self, params, actions, lut, fill_lut, first_row=PONG_FIRST_ROW):
         self.net = _net(params)
+        self.first_row = _validate.first_row(first_row)
         actions = np.ascontiguousarray(actions, dtype=np.int32)
         if actions.shape != (self.net.A,):
             raise ValueError(f"actions must list one game action per policy output ({self.net.A}), got {actions.shape}")
@@ -202,10 +207,12 @@ cdef class ActorStepper:
 
     cdef uint8_t _binary(self, const uint8_t[:, ::1] screen) noexcept nogil:
         cdef Py_ssize_t row, col
+        cdef const uint8_t* line
         cdef uint8_t value, seen = 0
         for row in range(N_ROWS):
+            line = &screen[self.first_row + 2 * row, 0]
             for col in range(N_COLS):
-                value = self.lut[screen[FIRST_ROW + 2 * row, 2 * col]]
+                value = self.lut[line[2 * col]]
                 seen |= value
                 self.current[row * N_COLS + col] = value
         return seen & UNKNOWN_COLOUR

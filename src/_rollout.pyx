@@ -7,10 +7,12 @@ indices (int16) and signs (int8): about 100 bytes instead of a 51 KB float64 row
 import numpy as np
 
 from fastpg import _validate
+from fastpg.constants import DOWN, PONG_FIRST_ROW, UP
+from fastpg.reference import frame_rule
 
 from fastpg_common cimport (
-    ACTION_DOWN, ACTION_UP, N_COLS, N_PIXELS, N_ROWS, add_scaled, gated_output_grad, grow, int8_t,
-    int16_t, int32_t, pixel, sigmoid, sparse_logit, uint8_t,
+    N_COLS, N_PIXELS, N_ROWS, add_scaled, gated_output_grad, grow, int8_t, int16_t, int32_t, sigmoid,
+    sparse_logit, uint8_t,
 )
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
@@ -21,10 +23,18 @@ cdef class PolicyStepper:
 
     Holds views of the caller's W1 (H, 6400), any order (Fortran is fastest),
     and W2 (H,): updating those arrays in place changes the policy it plays.
+    actions: the two game actions of the sigmoid head (P(actions[0]) = p).
+    The frame rule, so that any game's playfield can be read: ``foreground``
+    uint8 (256,) of 0/1 per red value (copied; None: Pong's), and the
+    160 screen rows read from ``first_row`` (see fastpg.reference.preprocess).
     """
     cdef const double[:, :] W1
     cdef const double[::1] W2
     cdef object _weights  # keeps the arrays alive
+    cdef readonly tuple actions
+    cdef int action_yes, action_no
+    cdef readonly Py_ssize_t first_row
+    cdef uint8_t foreground[256]  # a copy: the pixel loop reads the object's own bytes
     cdef uint8_t prev[N_PIXELS]
     cdef bint first
     cdef double* h
@@ -38,9 +48,14 @@ cdef class PolicyStepper:
     cdef double* dlogp
     cdef Py_ssize_t n_steps, steps_capacity, offsets_capacity
 
-    def __cinit__(self, W1, W2):
+    def __cinit__(self, W1, W2, actions=(UP, DOWN), foreground=None, first_row=PONG_FIRST_ROW):
         n_hidden = _validate.weights(W1, W2)
         _validate.check_c_contiguous("W2", W2)
+        self.actions = _validate.action_pair(actions)
+        self.action_yes, self.action_no = self.actions
+        self.first_row, table = frame_rule(first_row, foreground)
+        cdef const uint8_t[::1] table_view = table
+        memcpy(self.foreground, &table_view[0], 256)
         self.W1 = W1
         self.W2 = W2
         self._weights = (W1, W2)
@@ -62,10 +77,10 @@ cdef class PolicyStepper:
         return self.n_steps
 
     def step(self, frame, double u):
-        """Observe a uint8 (210, 160, 3) frame, act: 2 (up) if u < P(up) else 3.
+        """Observe a uint8 (210, 160, 3) frame, act: actions[0] if u < p else actions[1].
 
-        Records the step's sparse input and dlogp = y - p (y = 1 for up). The
-        first frame of an episode has an all-zero difference.
+        Records the step's sparse input and dlogp = y - p (y = 1 for
+        actions[0]). The first frame of an episode has an all-zero difference.
         """
         if not isinstance(frame, np.ndarray) or frame.shape != _validate.FRAME_SHAPE:
             _validate.frame(frame)
@@ -80,10 +95,11 @@ cdef class PolicyStepper:
             status = self._step(frame_view, u)
         if status != 0:
             raise MemoryError("out of memory while recording the episode")
-        return ACTION_UP if u < self.p else ACTION_DOWN
+        return self.action_yes if u < self.p else self.action_no
 
     cdef int _step(self, const uint8_t[:, :, ::1] frame, double u) noexcept nogil:
         cdef Py_ssize_t i, row, col, start
+        cdef const uint8_t* red
         cdef uint8_t current
         cdef int diff
         # Room for a fully non-zero difference, so the pixel loop never checks.
@@ -97,9 +113,10 @@ cdef class PolicyStepper:
             return -1
         start = self.n_entries
         for row in range(N_ROWS):
+            red = &frame[self.first_row + 2 * row, 0, 0]
             for col in range(N_COLS):
                 i = row * N_COLS + col
-                current = pixel(frame, row, col)
+                current = self.foreground[red[6 * col]]  # every 2nd column, 3 channels
                 diff = 0 if self.first else <int>current - <int>self.prev[i]
                 self.prev[i] = current
                 if diff != 0:

@@ -4,26 +4,16 @@ from libc.math cimport exp
 from libc.stdlib cimport realloc
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t
 
-# Pong's preprocessed frame: 80 x 80 pixels, from rows 35..194 and every second
-# row and column of the 210 x 160 RGB screen, red channel.
+# The preprocessed frame: 80 x 80 pixels, from the 160 screen rows starting at a
+# game's first_row (at most fastpg.constants.MAX_FIRST_ROW), every second row and
+# column of the 210 x 160 screen. A game's colours decide which pixels are
+# foreground: a 256-entry table per red value (RGB frames) or per palette index
+# (palette screens), made in Python, so any game costs one lookup per pixel.
 cdef enum:
     N_ROWS = 80
     N_COLS = 80
     N_PIXELS = 6400
-    FIRST_ROW = 35
     SCAN_BLOCK = 16  # divides N_PIXELS
-    ACTION_UP = 2
-    ACTION_DOWN = 3
-
-
-cdef inline uint8_t is_foreground(uint8_t red) noexcept nogil:
-    # 144 and 109 are Pong's two background colours.
-    return (red != 0) & (red != 144) & (red != 109)  # branch-free
-
-
-cdef inline uint8_t pixel(const uint8_t[:, :, ::1] frame, Py_ssize_t row, Py_ssize_t col) noexcept nogil:
-    """Binary value of the preprocessed pixel at (row, col) of the 80 x 80 grid."""
-    return is_foreground(frame[FIRST_ROW + 2 * row, 2 * col, 0])
 
 
 cdef inline double sigmoid(double z) noexcept nogil:

@@ -1,4 +1,5 @@
-"""The agent playing (fastpg video): each frame shows the game, the difference frame the policy saw, P(up), score."""
+"""The agent playing (fastpg video): each frame shows the game, the difference frame the policy saw,
+the action taken and its probability, and the score."""
 import importlib.util
 
 import numpy as np
@@ -12,7 +13,6 @@ EMULATOR_FPS = 60  # Atari frames a second; an agent step lasts the env's frames
 VIDEO_EXTENSIONS = (".gif", ".mp4")
 BACKGROUND = (24, 24, 24)
 TEXT = (235, 235, 235)
-DOWN_TEXT = (200, 140, 220)  # DOWN_RGB, lighter to read on the dark panel
 
 
 def check_video_output(path):
@@ -26,7 +26,8 @@ def check_video_output(path):
 
 
 class FrameRenderer:
-    """Composes one video frame: the game, the 80x80 difference frame the policy saw, P(up), score.
+    """Composes one video frame: the game, the 80x80 difference frame the policy saw, the action and its
+    probability, and the score.
 
     scale is the integer zoom of the game (the difference frame gets 2*scale,
     so both halves are equally wide). Output is uint8 (210*scale, 320*scale, 3).
@@ -47,7 +48,8 @@ class FrameRenderer:
             self.font = ImageFont.load_default()
         self._diff_levels = np.array([0, 128, 255], dtype=np.uint8)  # -1, 0, +1
 
-    def render(self, frame, diff, p_up, action_up, points_for, points_against, step):
+    def render(self, frame, diff, action_name, probability, score, step):
+        """score: the text of the score so far (Pong: "agent 3 : 5 cpu")."""
         from PIL import Image, ImageDraw
 
         s = self.scale
@@ -66,19 +68,17 @@ class FrameRenderer:
         draw.text((left + 3 * s, 2 * s), "what the policy sees: 80x80 difference", font=self.font, fill=TEXT)
         y = top + self.diff_size + 3 * s
         bar_left, bar_right = left + 3 * s, left + self.diff_size - 3 * s
-        label = f"P(up) {p_up:.2f}  {'UP' if action_up else 'DOWN'}"
-        draw.text((bar_left, y), label, font=self.font, fill=UP_RGB if action_up else DOWN_TEXT)
+        draw.text((bar_left, y), f"{action_name}  P {probability:.2f}", font=self.font, fill=UP_RGB)
         y += 9 * s
         bar_height = 5 * s
         draw.rectangle((bar_left, y, bar_right, y + bar_height), outline=TEXT, fill=(60, 60, 60))
-        filled = bar_left + round((bar_right - bar_left) * p_up)
+        filled = bar_left + round((bar_right - bar_left) * probability)
         if filled > bar_left:
             draw.rectangle((bar_left, y, filled, y + bar_height), fill=UP_RGB)
         middle = (bar_left + bar_right) // 2
         draw.line((middle, y - s, middle, y + bar_height + s), fill=TEXT, width=1)
         y += bar_height + 3 * s
-        draw.text((bar_left, y), f"agent {points_for} : {points_against} cpu   step {step}",
-                  font=self.font, fill=TEXT)
+        draw.text((bar_left, y), f"{score}   step {step}", font=self.font, fill=TEXT)
         return np.asarray(image)
 
 
@@ -93,9 +93,9 @@ def record_video(params, spec, env_id, output, seed=0, greedy=False, max_frames=
     Returns (GameResult, frames written).
     """
     from ..backends import get_backend
-    from ..constants import UP
     from ..env import atari_settings
     from ..evaluate import GameResult
+    from ..games import action_names, game_profile
     from ..rollout import Player, PlayerSettings
 
     extension = check_video_output(output)
@@ -113,11 +113,12 @@ def record_video(params, spec, env_id, output, seed=0, greedy=False, max_frames=
         raise ValueError(f"--fps must be positive, got {fps}")
     player = Player(PlayerSettings(spec, env_id, backend=backend, seed=seed, greedy=greedy, record=False), params)
     preprocess = get_backend(backend).preprocess
+    rule, names, rallies = spec.frame, action_names(env_id), game_profile(env_id).rallies
     renderer = FrameRenderer(scale)
     state = {"previous": None, "points_for": 0, "points_against": 0, "written": 0}
 
     def on_step(frame, stepper, action, rewards):
-        current = preprocess(frame)
+        current = preprocess(frame, first_row=rule.first_row, foreground=rule.table())
         previous = state["previous"]
         diff = np.zeros_like(current) if previous is None else current - previous
         state["previous"] = current
@@ -126,8 +127,10 @@ def record_video(params, spec, env_id, output, seed=0, greedy=False, max_frames=
             state["points_for"] += max(int(rewards[-1]), 0)
             state["points_against"] += max(-int(rewards[-1]), 0)
         if step % every == 0:
-            writer.write(renderer.render(frame, diff, stepper.p, action == UP, state["points_for"],
-                                         state["points_against"], step))
+            score = (f"agent {state['points_for']} : {state['points_against']} cpu" if rallies
+                     else f"score {state['points_for'] - state['points_against']}")
+            writer.write(renderer.render(frame, diff, names[action], _probability(spec, stepper, action), score,
+                                         step))
             state["written"] += 1
             if on_frame is not None:
                 on_frame()
@@ -143,3 +146,10 @@ def record_video(params, spec, env_id, output, seed=0, greedy=False, max_frames=
         finally:
             writer.close()
     return result, state["written"]
+
+
+def _probability(spec, stepper, action):
+    """The probability the policy gave the action it took at its last step."""
+    if hasattr(stepper, "probs"):  # the softmax head
+        return float(stepper.probs[stepper.choice])
+    return stepper.p if action == spec.actions[0] else 1.0 - stepper.p
