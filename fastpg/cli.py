@@ -31,7 +31,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def _add_train_parser(subparsers):
     p = subparsers.add_parser(
-        "train", help="learn Pong from pixels with a policy gradient",
+        "train", help="learn an Atari game (Pong by default) from pixels with a policy gradient",
         description="Train the seed's 2-layer network on an Atari game: by default with a KL-limited "
                     "actor-critic (--algo ppo; README, 'Solving Pong'), or with the seed's REINFORCE and "
                     "RMSProp (--algo reinforce). Runs until --episodes, --max-steps or --max-minutes, or until "
@@ -297,7 +297,7 @@ def _run_weights(args):
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="fastpg", description="Policy-gradient Atari Pong from pixels, at the emulator's speed.")
+        prog="fastpg", description="Policy-gradient Atari from pixels (Pong by default), at the emulator's speed.")
     parser.add_argument("--version", action="version", version=f"fastpg {__version__}")
     subparsers = parser.add_subparsers(title="commands", dest="command", required=True)
     _add_train_parser(subparsers)
