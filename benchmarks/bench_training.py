@@ -1,14 +1,17 @@
-"""Training throughput, side by side in one run: `python benchmarks/bench_training.py [--algo ppo]`.
+"""Training throughput, side by side in one run: `python benchmarks/bench_training.py [--algo ppo] [--env ID]`.
 
 Compares, on the same environment and machine, interleaved over --repeats
 rounds (medians reported):
-  bare     a loop stepping fastpg's AtariGame with random actions, nothing else
-           (with --algo ppo it reads the palette screen, as ppo's workers do)
+  bare     a loop stepping fastpg's AtariGame with random actions, nothing else:
+           uniformly among the actions the trainer plays, the game's defaults
+           for --algo (Pong's up and down); with --algo ppo it reads the
+           palette screen, as ppo's workers do
   w1       fastpg train --workers 1            (compiled kernels)
   numpy    fastpg train --workers 1 --backend numpy   (reinforce only)
   w2       fastpg train --workers 2
 With --algo ppo, one more in-process run with 2 workers splits the CPU time
 per env step between the learner (this process) and the workers.
+--only-w1 measures the bare loop and --workers 1 alone.
 Training throughput is steady state: env steps between the first and the last
 row of metrics.csv over the seconds between them (worker start-up excluded).
 CPU per step is the CPU time (user + system) of every process involved, per
@@ -31,13 +34,13 @@ import time
 import numpy as np
 
 from fastpg import metrics
-from fastpg.constants import DOWN, UP
 from fastpg.env import AtariGame
+from fastpg.games import resolve_actions
 from fastpg.rollout import episode_rngs
 
 
-def bare_loop(env_id, n_steps, seed=0, screen="rgb"):
-    """Steps/s of whole random-action episodes until n_steps are played."""
+def bare_loop(env_id, n_steps, actions, seed=0, screen="rgb"):
+    """Steps/s of whole episodes of random ``actions`` (uniformly) until n_steps are played."""
     game = AtariGame(env_id, screen=screen)
     steps, index = 0, 0
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -46,7 +49,7 @@ def bare_loop(env_id, n_steps, seed=0, screen="rgb"):
         game.reset(env_rng)
         done = False
         while not done:
-            _, _, done = game.step(UP if policy_rng.random() < 0.5 else DOWN)
+            _, _, done = game.step(actions[int(policy_rng.random() * len(actions))])
             steps += 1
         index += 1
     return steps / (time.perf_counter() - start), (time.process_time() - cpu_start) / steps
@@ -68,6 +71,8 @@ def train_rate(env_id, n_steps, workers, backend, algo="reinforce"):
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu = children_cpu_seconds() - cpu_before
         m = metrics.read(os.path.join(run_dir, "metrics.csv"))
+    if len(m["env_steps"]) < 2 or m["seconds"][-1] <= m["seconds"][0]:
+        sys.exit(f"{env_id}: too few episodes ended in {n_steps} steps to time the steady state; raise --steps")
     steps = m["env_steps"][-1] - m["env_steps"][0]
     return steps / (m["seconds"][-1] - m["seconds"][0]), cpu / m["env_steps"][-1]
 
@@ -94,6 +99,8 @@ def main():
     parser.add_argument("--steps", type=int, default=20000, help="env steps per measurement")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--algo", choices=("reinforce", "ppo"), default="reinforce")
+    parser.add_argument("--only-w1", action="store_true",
+                        help="measure only the bare loop and --workers 1 (no --workers 2, numpy or learner split)")
     parser.add_argument("--json", help="also write the raw numbers here")
     args = parser.parse_args()
 
@@ -101,32 +108,36 @@ def main():
     configs = {"bare": None, "w1": (1, "cython"), "numpy": (1, "numpy"), "w2": (2, "cython")}
     if ppo:
         del configs["numpy"]  # the numpy learner densifies every row of every epoch: minutes per batch
+    if args.only_w1:
+        configs = {key: configs[key] for key in ("bare", "w1")}
+    actions = resolve_actions(args.env, None, args.algo)
     rates = {key: [] for key in configs}
     cpu = {key: [] for key in configs}
     shares = []
     for _ in range(args.repeats):
         for key, setting in configs.items():
             if setting is None:
-                rate, cpu_per_step = bare_loop(args.env, args.steps, screen="palette" if ppo else "rgb")
+                rate, cpu_per_step = bare_loop(args.env, args.steps, actions, screen="palette" if ppo else "rgb")
             else:
                 rate, cpu_per_step = train_rate(args.env, args.steps, *setting, algo=args.algo)
             rates[key].append(rate)
             cpu[key].append(cpu_per_step)
-        if ppo:
+        if ppo and not args.only_w1:
             shares.append(learner_share(args.env, args.steps))
     med = {k: statistics.median(v) for k, v in rates.items()}
     med_cpu = {k: statistics.median(v) * 1e6 for k, v in cpu.items()}
     peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     if ppo:
-        rows = [("`--workers 1` / bare palette-screen loop", med["w1"] / med["bare"], ">= 0.90"),
-                ("`--workers 2` / `--workers 1`", med["w2"] / med["w1"], ">= 1.8")]
+        rows = [("`--workers 1` / bare palette-screen loop", "w1", "bare", ">= 0.90"),
+                ("`--workers 2` / `--workers 1`", "w2", "w1", ">= 1.8")]
     else:
         rows = [
-            ("`--workers 1` / bare emulator loop", med["w1"] / med["bare"], ">= 0.85"),
-            ("`--workers 1` / `--backend numpy`", med["w1"] / med["numpy"], ">= 3"),
-            ("`--workers 2` / `--workers 1`", med["w2"] / med["w1"], ">= 1.6"),
+            ("`--workers 1` / bare emulator loop", "w1", "bare", ">= 0.85"),
+            ("`--workers 1` / `--backend numpy`", "w1", "numpy", ">= 3"),
+            ("`--workers 2` / `--workers 1`", "w2", "w1", ">= 1.6"),
         ]
+    rows = [(label, med[a] / med[b], target) for label, a, b, target in rows if a in med and b in med]
     print(f"{args.env}, --algo {args.algo}, {args.steps} steps per measurement, median of {args.repeats} interleaved rounds, "
           f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}\n")
     print("| configuration | env steps/s (median) | all rounds | CPU µs per step (median) |")
@@ -141,18 +152,19 @@ def main():
     print("|---|---|---|")
     for label, ratio, target in rows:
         print(f"| {label} | {ratio:.2f} | {target} |")
-    if ppo:
+    if shares:
         learner = statistics.median(s[0] for s in shares) * 1e6
         worker = statistics.median(s[1] for s in shares) * 1e6
         print(f"| learner CPU per env step / a worker's | {learner / worker:.2f} ({learner:.0f} µs / {worker:.0f} µs) "
               "| <= 0.15 |")
     print(f"| peak RSS of any process | {peak_rss_mb:.0f} MB | <= 300 MB |")
-    if not ppo:
+    if "numpy" in med:
         print(f"\nCPU time per step, numpy backend / compiled (`--workers 1`): {med_cpu['numpy'] / med_cpu['w1']:.2f}; "
               f"bare loop / `--backend numpy` throughput, the ceiling of the second ratio: {med['bare'] / med['numpy']:.2f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"rates": rates, "medians": med, "cpu_seconds_per_step": cpu, "peak_rss_mb": peak_rss_mb,
+            json.dump({"settings": vars(args), "rates": rates, "medians": med, "cpu_seconds_per_step": cpu,
+                       "peak_rss_mb": peak_rss_mb,
                        "learner_worker_cpu_seconds_per_step": shares,
                        "numpy": np.__version__}, f, indent=2)
 
