@@ -15,7 +15,8 @@ import functools
 
 import numpy as np
 
-from .constants import FRAME_SHAPE, N_PIXELS
+from . import _validate, reference
+from .constants import FRAME_SHAPE, MAX_FIRST_ROW, N_PIXELS, PONG_BACKGROUND_REDS, PONG_FIRST_ROW
 from .env import AtariGame, EnvError, atari_settings
 
 CROP_ROWS = 160  # screen rows the 80 x 80 input covers (every second one)
@@ -29,8 +30,7 @@ class FrameRule:
     background: tuple
 
     def __post_init__(self):
-        if not 0 <= self.first_row <= FRAME_SHAPE[0] - CROP_ROWS:
-            raise ValueError(f"first_row must be in [0, {FRAME_SHAPE[0] - CROP_ROWS}], got {self.first_row}")
+        _validate.first_row(self.first_row)  # the kernels' own check
 
     def is_foreground(self, red):
         """Booleans, one per red value of ``red`` (a uint8 array)."""
@@ -38,7 +38,7 @@ class FrameRule:
 
     def table(self):
         """uint8 (256,): 1 for each red value that is foreground."""
-        return self.is_foreground(np.arange(256)).astype(np.uint8)
+        return reference.foreground_table(self.background)
 
     def describe(self):
         reds = ", ".join(str(red) for red in self.background)
@@ -75,7 +75,7 @@ class GameProfile:
 # Read off each game's screens: the rows that hold the playfield (scores and
 # timers left out), and the colours that never move. See the README's table.
 KNOWN_GAMES = {
-    "pong": GameProfile("Pong", FrameRule(35, (0, 144, 109)), default_actions=("RIGHT", "LEFT"),
+    "pong": GameProfile("Pong", FrameRule(PONG_FIRST_ROW, PONG_BACKGROUND_REDS), default_actions=("RIGHT", "LEFT"),
                         pair=("RIGHT", "LEFT"), rallies=True),
     "breakout": GameProfile("Breakout", FrameRule(34, (0, 142)), pair=("RIGHT", "LEFT"), fire_to_start=True),
     "freeway": GameProfile("Freeway", FrameRule(24, (0, 142, 170, 214)), pair=("UP", "NOOP")),
@@ -83,7 +83,7 @@ KNOWN_GAMES = {
     "space_invaders": GameProfile("SpaceInvaders", FrameRule(38, (0,)), pair=("RIGHTFIRE", "LEFTFIRE")),
 }
 
-GENERIC_FIRST_ROW = (FRAME_SHAPE[0] - CROP_ROWS) // 2  # the middle 160 rows
+GENERIC_FIRST_ROW = MAX_FIRST_ROW // 2  # the middle 160 rows
 GENERIC_MIN_BACKGROUND = 0.5  # of the cropped first screen
 GENERIC_MAX_NONZERO = 0.05  # mean fraction of non-zero pixels per difference frame, over random play
 GENERIC_PROBE_STEPS = 300

@@ -45,7 +45,7 @@ def test_known_games_declare_a_crop_inside_the_screen_and_their_own_background()
 
 
 def test_a_crop_outside_the_screen_is_refused():
-    with pytest.raises(ValueError, match="first_row must be in"):
+    with pytest.raises(ValueError, match=r"first_row must be an int in \[0, 50\]"):
         FrameRule(51, (0,))
 
 
