@@ -49,6 +49,9 @@ class Config:
     lam: float = _setting(None, "ppo: GAE lambda")
     baseline: str = _setting(None, "ppo: 'value' (GAE from the learned value) or 'none' (discounted returns, "
                                    "cut at segment ends; an ablation)")
+    life_loss: str = _setting(None, "ppo: 'continue' (a lost life is just a step: the episode is the whole game) "
+                                    "or 'terminal' (the advantages treat a lost life as the episode's end; the game "
+                                    "plays on)")
 
     def __post_init__(self):
         for name, value in ALGORITHM_DEFAULTS.get(self.algo, {}).items():
@@ -103,6 +106,8 @@ class Config:
             raise ValueError(f"--gamma must be in [0, 1], got {self.gamma}")
         if self.baseline is not None and self.baseline not in BASELINES:
             raise ValueError(f"--baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
+        if self.life_loss is not None and self.life_loss not in LIFE_LOSS:
+            raise ValueError(f"--life-loss must be one of {', '.join(LIFE_LOSS)}, got {self.life_loss!r}")
         if self.lam is not None and not 0 <= self.lam <= 1:
             raise ValueError(f"--lam must be in [0, 1], got {self.lam}")
         if self.decay_rate is not None and not 0 <= self.decay_rate < 1:
@@ -118,9 +123,11 @@ class Config:
 ALGORITHM_DEFAULTS = {
     "reinforce": {"learning_rate": 1e-3, "batch_size": 2, "decay_rate": 0.99},
     "ppo": {"learning_rate": 1e-3, "lanes": 16, "segment_steps": 128, "epochs": 4, "minibatches": 4,
-            "max_kl": 0.02, "clip": 0.2, "ent_coef": 0.01, "vf_coef": 0.5, "lam": 0.95, "baseline": "value"},
+            "max_kl": 0.02, "clip": 0.2, "ent_coef": 0.01, "vf_coef": 0.5, "lam": 0.95, "baseline": "value",
+            "life_loss": "continue"},
 }
 BASELINES = ("value", "none")
+LIFE_LOSS = ("continue", "terminal")
 ALGORITHM_SETTINGS = sorted({name for names in ALGORITHM_DEFAULTS.values() for name in names} - {"learning_rate"})
 
 

@@ -88,6 +88,7 @@ class AtariGame:
         self._rng = None
         self._previous = self._noop
         self._restored_reds = None  # after restore(), until the next step or reset: see save()
+        self.lost_life = False  # whether the last step lost a life (the game going on)
 
     def reset(self, rng):
         """Start an episode whose randomness (sticky actions, frameskip) comes from rng."""
@@ -157,16 +158,19 @@ class AtariGame:
     def step(self, action):
         """Play action (an index into the minimal action set); returns (frame, reward, done).
 
-        In a game that serves on FIRE (``fire_to_start``), a step that loses a
-        life is followed by one more step of FIRE, its reward included.
+        ``lost_life`` then says whether the step lost a life and the game goes
+        on. In a game that serves on FIRE (``fire_to_start``), such a step is
+        followed by one more step of FIRE, its reward included.
         """
         self._restored_reds = None
-        lives = self.ale.lives() if self.fire_to_start else 0
+        lives = self.ale.lives()
         reward = self._act(self.actions[action])
-        if self.fire_to_start and self.ale.lives() < lives and not self.ale.game_over():
+        done = self.ale.game_over()
+        self.lost_life = self.ale.lives() < lives and not done
+        if self.fire_to_start and self.lost_life:
             reward += self._act(self._fire)
         self._read_screen(self.frame)
-        return self.frame, float(reward), self.ale.game_over()
+        return self.frame, float(reward), done
 
     def _act(self, requested):
         """One agent step of the ALE action ``requested``: frameskip frames, each sticky as ALE's; the reward."""

@@ -31,12 +31,17 @@ class LaneState:
 
 @dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: the scheduler keys results by task
 class Segment:
-    """A task: play ``steps`` steps of ``lane`` from ``state``, in batch ``batch``."""
+    """A task: play ``steps`` steps of ``lane`` from ``state``, in batch ``batch``.
+
+    With ``life_loss_terminal``, a step that loses a life is marked done
+    (the advantages do not bootstrap past it) while the game plays on.
+    """
 
     lane: int
     batch: int
     steps: int
     state: LaneState
+    life_loss_terminal: bool = False
 
     def __str__(self):
         return f"lane {self.lane} of batch {self.batch + 1}"
@@ -53,7 +58,8 @@ def play_segment(game, stepper, segment):
 
     ``record``: the stepper's record of steps + 1 rows (the last is the
     screen the segment ends on, peeked for its value); ``rewards`` float64
-    and ``dones`` uint8 (steps,); ``episodes``: (reward, length, step) of
+    and ``dones`` uint8 (steps,), done where an episode ended (or a life was
+    lost, with ``segment.life_loss_terminal``); ``episodes``: (reward, length, step) of
     each episode that ended, ``step`` counting from the segment's start;
     ``state``: the lane's state after the segment.
     """
@@ -82,6 +88,8 @@ def play_segment(game, stepper, segment):
             episode_steps, episode_reward = 0, 0.0
             screen = game.reset(env_rng)
             stepper.new_episode()
+        elif segment.life_loss_terminal and game.lost_life:
+            dones[t] = 1
     stepper.peek(screen)
     after = LaneState(policy_rng.bit_generator.state, env_rng.bit_generator.state, game.save(), stepper.previous,
                       episode_steps, episode_reward)

@@ -78,7 +78,8 @@ class PPO:
     # --- the interface ---
 
     def next_tasks(self, state):
-        return [Segment(lane, state.updates, self.config.segment_steps, lane_state)
+        c = self.config
+        return [Segment(lane, state.updates, c.segment_steps, lane_state, c.life_loss == "terminal")
                 for lane, lane_state in enumerate(self.lanes)]
 
     def observe(self, result):

@@ -121,6 +121,47 @@ def test_breakout_serves_after_a_reset_and_after_each_lost_life():
     assert _steps_until_game_over(game, 3000) is None
 
 
+def test_a_lost_life_is_reported_and_terminal_only_when_asked():
+    """--life-loss terminal marks the steps that lose a life done; the game and its record are unchanged."""
+    from fastpg.lanes import LanePlayer, LaneState, Segment
+    from fastpg.rollout import PlayerSettings
+
+    config = Config(env="ALE/Breakout-v5", hidden=8)
+    spec = config.policy()
+    player = LanePlayer(PlayerSettings(spec, config.env, unit="segment"), spec.initial_parameters(0))
+    steps = []  # (lives before, lives after, lost_life, done) of each step
+    game_step = player.game.step
+
+    def step(action):
+        before = player.game.ale.lives()
+        result = game_step(action)
+        steps.append((before, player.game.ale.lives(), player.game.lost_life, result[2]))
+        return result
+
+    player.game.step = step
+    plain = player.play(Segment(0, 0, 1500, LaneState.start(0, 0)))
+    life_steps = [t for t, (before, after, lost, done) in enumerate(steps) if lost]
+    assert life_steps == [t for t, (before, after, lost, done) in enumerate(steps) if after < before and not done]
+    assert len(life_steps) >= 4
+    terminal = player.play(Segment(0, 0, 1500, LaneState.start(0, 0), life_loss_terminal=True))
+    np.testing.assert_array_equal(terminal["rewards"], plain["rewards"])
+    for name in ("indices", "signs", "offsets", "choices"):
+        np.testing.assert_array_equal(terminal["record"][name], plain["record"][name])
+    assert terminal["episodes"] == plain["episodes"]
+    extra = np.flatnonzero(terminal["dones"] != plain["dones"])
+    np.testing.assert_array_equal(extra, life_steps)
+    assert np.all(terminal["dones"][plain["dones"] == 1] == 1)
+
+
+def test_life_loss_is_a_checked_ppo_setting_and_old_runs_continue_through_lost_lives():
+    with pytest.raises(ValueError, match="--life-loss must be one of continue, terminal, got 'end'"):
+        Config(life_loss="end").validate()
+    with pytest.raises(ValueError, match="--life-loss is a setting of --algo ppo"):
+        Config(algo="reinforce", life_loss="terminal").validate()
+    assert Config().life_loss == "continue"
+    assert Config.of_checkpoint({"algo": "ppo", "env": "ALE/Breakout-v5"}, "run").life_loss == "continue"
+
+
 # ---------------------------------------------------------------- REINFORCE outside Pong
 
 
