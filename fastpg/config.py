@@ -60,11 +60,14 @@ class Config:
 
     @classmethod
     def of_checkpoint(cls, saved_config, where):
-        """The Config a checkpoint saved (fastpg 0.1 saved no algo: it had only reinforce)."""
+        """The Config a checkpoint saved, with the settings older fastpg did not save at their old values."""
         from .checkpoint import CheckpointError
 
+        legacy = {"algo": "reinforce"}  # fastpg 0.1 had only reinforce
+        if saved_config.get("algo") == "ppo":
+            legacy["life_loss"] = "continue"  # before 0.4 a lost life never ended the advantages' episode
         try:
-            return cls(**{"algo": "reinforce", **saved_config})
+            return cls(**{**legacy, **saved_config})
         except TypeError as exc:
             raise CheckpointError(f"{where}: checkpoint config does not match this fastpg ({exc})") from None
 
@@ -124,7 +127,7 @@ ALGORITHM_DEFAULTS = {
     "reinforce": {"learning_rate": 1e-3, "batch_size": 2, "decay_rate": 0.99},
     "ppo": {"learning_rate": 1e-3, "lanes": 16, "segment_steps": 128, "epochs": 4, "minibatches": 4,
             "max_kl": 0.02, "clip": 0.2, "ent_coef": 0.01, "vf_coef": 0.5, "lam": 0.95, "baseline": "value",
-            "life_loss": "continue"},
+            "life_loss": "terminal"},
 }
 BASELINES = ("value", "none")
 LIFE_LOSS = ("continue", "terminal")

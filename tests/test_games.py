@@ -153,13 +153,15 @@ def test_a_lost_life_is_reported_and_terminal_only_when_asked():
     assert np.all(terminal["dones"][plain["dones"] == 1] == 1)
 
 
-def test_life_loss_is_a_checked_ppo_setting_and_old_runs_continue_through_lost_lives():
+def test_life_loss_is_a_checked_ppo_setting_and_old_runs_go_on_through_lost_lives():
     with pytest.raises(ValueError, match="--life-loss must be one of continue, terminal, got 'end'"):
         Config(life_loss="end").validate()
     with pytest.raises(ValueError, match="--life-loss is a setting of --algo ppo"):
         Config(algo="reinforce", life_loss="terminal").validate()
-    assert Config().life_loss == "continue"
-    assert Config.of_checkpoint({"algo": "ppo", "env": "ALE/Breakout-v5"}, "run").life_loss == "continue"
+    assert Config().life_loss == "terminal"
+    assert Config.of_checkpoint({"algo": "ppo", "env": "ALE/Breakout-v5"}, "run").life_loss == "continue"  # 0.3
+    assert Config.of_checkpoint({"algo": "ppo", "life_loss": "terminal"}, "run").life_loss == "terminal"
+    assert Config.of_checkpoint({"env": "Pong-v0"}, "run").life_loss is None  # 0.1: reinforce
 
 
 # ---------------------------------------------------------------- REINFORCE outside Pong
