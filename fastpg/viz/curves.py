@@ -76,7 +76,7 @@ def plot_curves(paths, output, updates=False):
         ax.set_xlabel(label)
         ax.grid(True, alpha=0.3)
     axes[2].xaxis.set_major_formatter(EngFormatter())
-    axes[0].set_ylabel("reward per episode (points won - lost)")
+    axes[0].set_ylabel("score per episode (in Pong, points won - lost)")
     handles = [Line2D([], [], color=f"C{i}", linewidth=1.8, label=name)
                for i, name in enumerate(run_labels(paths))]
     handles += [Line2D([], [], color="0.3", linewidth=1.8, label="running reward (0.99 decay)"),
