@@ -24,11 +24,16 @@ and its instances:
   current parameters;
 - ``observe(result)``: take in one task's result, in task order; returns
   (env steps, [(reward, length, step) of each episode that ended in it]);
-- ``update(run_state)``: learn from the batch;
+- ``update(run_state)``: learn from the batch (``run_state`` is the state
+  before it); it may return with the update still running (PPO's
+  ``--policy-lag 1``), and raises :class:`fastpg.divergence.NonFiniteArrays`
+  when an update leaves the learner's arrays non-finite;
+- ``flush()``: finish an update still running (raising as ``update``);
 - ``discard()``: forget a batch abandoned part way;
 - ``arrays()`` and ``json_state()``: everything a checkpoint holds, so that a
-  resumed run continues exactly;
-- ``last_stats``: None, or a dict of the last update's statistics.
+  resumed run continues exactly (valid after ``flush()``);
+- ``last_stats``: None, or a dict of the statistics of the update that made
+  the weights the workers play.
 """
 from .ppo import PPO
 from .reinforce import Reinforce

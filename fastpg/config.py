@@ -52,6 +52,9 @@ class Config:
     life_loss: str = _setting(None, "ppo: 'continue' (a lost life is just a step: the episode is the whole game) "
                                     "or 'terminal' (the advantages treat a lost life as the episode's end; the game "
                                     "plays on)")
+    policy_lag: int = _setting(None, "ppo: 0 (each batch is played with the weights of the update before it) or 1 "
+                                     "(with those one update older, so that each update runs while the workers "
+                                     "play the next batch)")
 
     def __post_init__(self):
         for name, value in ALGORITHM_DEFAULTS.get(self.algo, {}).items():
@@ -66,6 +69,7 @@ class Config:
         legacy = {"algo": "reinforce"}  # fastpg 0.1 had only reinforce
         if saved_config.get("algo") == "ppo":
             legacy["life_loss"] = "continue"  # before 0.4 a lost life never ended the advantages' episode
+            legacy["policy_lag"] = 0  # before 0.5 every update waited for its batch
         try:
             return cls(**{**legacy, **saved_config})
         except TypeError as exc:
@@ -111,6 +115,8 @@ class Config:
             raise ValueError(f"--baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
         if self.life_loss is not None and self.life_loss not in LIFE_LOSS:
             raise ValueError(f"--life-loss must be one of {', '.join(LIFE_LOSS)}, got {self.life_loss!r}")
+        if self.policy_lag is not None and self.policy_lag not in POLICY_LAGS:
+            raise ValueError(f"--policy-lag must be one of {', '.join(map(str, POLICY_LAGS))}, got {self.policy_lag}")
         if self.lam is not None and not 0 <= self.lam <= 1:
             raise ValueError(f"--lam must be in [0, 1], got {self.lam}")
         if self.decay_rate is not None and not 0 <= self.decay_rate < 1:
@@ -127,10 +133,11 @@ ALGORITHM_DEFAULTS = {
     "reinforce": {"learning_rate": 1e-3, "batch_size": 2, "decay_rate": 0.99},
     "ppo": {"learning_rate": 1e-3, "lanes": 16, "segment_steps": 128, "epochs": 4, "minibatches": 4,
             "max_kl": 0.02, "clip": 0.2, "ent_coef": 0.01, "vf_coef": 0.5, "lam": 0.95, "baseline": "value",
-            "life_loss": "terminal"},
+            "life_loss": "terminal", "policy_lag": 1},
 }
 BASELINES = ("value", "none")
 LIFE_LOSS = ("continue", "terminal")
+POLICY_LAGS = (0, 1)
 ALGORITHM_SETTINGS = sorted({name for names in ALGORITHM_DEFAULTS.values() for name in names} - {"learning_rate"})
 
 

@@ -6,18 +6,34 @@ After the epochs, the mean KL between the batch's old policy and the new one
 is measured on the whole batch; past ``--max-kl``, the update's step is
 halved until the KL is within the limit (or undone). Adam's moments keep
 what the epochs gave them.
-The math is :mod:`fastpg.reference`'s ``ppo_loss``, ``adam_update``, ``gae``
-and ``softmax_kl``.
+
+With ``--policy-lag 1`` the update runs in a thread of the learner's process
+while the workers play the next batch, which is therefore played with the
+weights one update older: batch k with the weights after update k - 2 (the
+first two with the initial weights). The schedule is fixed, so a run still
+depends only on its seed and settings. The learner keeps its own weights and
+copies them into the workers' (``parameters``) between batches; the
+surrogate and the KL limit are taken around the learner's weights, with the
+advantages importance-weighted for the older policy that played them
+(``reference.lagged_advantages``). A checkpoint waits for the update in
+flight and holds both sets of weights, so a resume continues exactly.
+
+The math is :mod:`fastpg.reference`'s ``ppo_loss``, ``adam_update``, ``gae``,
+``softmax_kl`` and ``lagged_advantages``.
 """
+import threading
+
 import numpy as np
 
 from .lanes import LaneState, Segment
 from .policy import ArraySpec
-from .reference import log_softmax, softmax_kl
+from .divergence import check_finite
+from .reference import lagged_advantages, log_softmax, softmax_kl
 
 UPDATE_SPAWN_KEY = 2**32 - 3  # the minibatch shuffles' stream of the run's seed
 BACKTRACK_HALVINGS = 6  # step fractions 1/2 ... 1/64, then the epoch is undone
 SCREEN_SHAPE = (210, 160)
+LAG_WEIGHT_CAP = 2.0  # the most a lagged step's importance weight may be (bounds the variance it adds)
 
 
 class PPO:
@@ -32,7 +48,17 @@ class PPO:
 
     def __init__(self, config, spec, parameters, state, backend, saved=None):
         self.config, self.spec, self.backend = config, spec, backend
-        self.params = parameters
+        self.lagged = config.policy_lag == 1
+        # The learner's weights; with a lag, its own, published to the workers' between batches.
+        self.play_params = parameters
+        self.params = ({name: np.array(state[name], order=array.order) for name, array in spec.parameters().items()}
+                       if self.lagged else parameters)
+        if self.lagged:
+            for name, array in parameters.items():
+                array[...] = state[f"play_{name}"]
+            self.behaviour = {name: array.copy(order="K") for name, array in parameters.items()}
+        self.learning = None  # the thread of the update in flight, with lag
+        self.pending_batch = 0  # with lag, the number of the batch it learns from
         # Adam's moments, each in its parameter's memory order (the kernel walks them in step).
         self.moments = {name: tuple(np.array(state[f"adam_{moment}_{name}"], order=array.order) for moment in "mv")
                         for name, array in spec.parameters().items()}
@@ -41,7 +67,9 @@ class PPO:
         self.adam_steps = int(saved["adam_steps"])
         self.lanes = [_lane_from_json(lane, state, i) for i, lane in enumerate(saved["lanes"])]
         self.results = []
-        self.last_stats = saved.get("last_stats")  # a resumed run logs the last update's, as if never stopped
+        # The update columns of the metrics: the statistics of the update that made the weights being played.
+        self.last_stats = saved.get("last_stats")  # a resumed run logs them as if never stopped
+        self.learned_stats = saved.get("learned_stats", self.last_stats)  # of the learner's weights
 
     # --- class-level declarations ---
 
@@ -51,6 +79,9 @@ class PPO:
         for name, array in spec.parameters().items():
             arrays[f"adam_m_{name}"] = array
             arrays[f"adam_v_{name}"] = array
+        if config is not None and config.policy_lag == 1:
+            for name, array in spec.parameters().items():
+                arrays[f"play_{name}"] = array
         if config is not None:
             arrays["lane_screens"] = ArraySpec((config.lanes, *SCREEN_SHAPE), dtype="uint8")
             arrays["lane_previous"] = ArraySpec((config.lanes, 6400), dtype="uint8")
@@ -59,12 +90,15 @@ class PPO:
 
     @classmethod
     def working_bytes(cls, spec):
-        """Parameters, Adam's two moments, the gradient and an epoch's backup."""
-        return 5 * spec.parameter_bytes()
+        """Parameters, Adam's two moments, the gradient, an epoch's backup, and with lag the learner's own
+        weights and the behaviour policy's."""
+        return 7 * spec.parameter_bytes()
 
     @classmethod
     def initial_state(cls, spec, config):
         arrays = {name: array.zeros() for name, array in cls.state_arrays(spec).items()}
+        if config.policy_lag == 1:  # the first batches are played with the initial weights
+            arrays.update({f"play_{name}": array for name, array in spec.initial_parameters(config.seed).items()})
         arrays["lane_screens"] = np.zeros((config.lanes, *SCREEN_SHAPE), dtype=np.uint8)
         arrays["lane_previous"] = np.zeros((config.lanes, 6400), dtype=np.uint8)
         arrays["lane_emulators"] = np.zeros((config.lanes, 0), dtype=np.uint8)
@@ -91,9 +125,46 @@ class PPO:
         self.results = []
 
     def update(self, state):
-        """Learn from the batch's segments (in lane order), then move the lanes on."""
-        c, backend = self.config, self.backend
+        """Learn from the batch's segments (in lane order) and move the lanes on.
+
+        With lag, this finishes the update in flight, hands its weights to the
+        workers, and starts learning from this batch in the background.
+        Raises NonFiniteArrays when an update leaves any weight or moment
+        non-finite (the workers never play such weights).
+        """
         results, self.results = self.results, []
+        self.lanes = [r["state"] for r in results]
+        if not self.lagged:
+            self.last_stats = self.learned_stats = self._learn(results, None)
+            self._check(state.updates)
+            return
+        self.flush()
+        self.last_stats = self.learned_stats
+        for name, array in self.play_params.items():
+            self.behaviour[name][...] = array  # what this batch was played with
+            array[...] = self.params[name]
+        self.pending_batch = state.updates
+        self.learning = _Background(self._learn, results, self.behaviour)
+
+    def flush(self):
+        """Finish the update in flight, if any: afterwards arrays() and json_state() are a checkpoint's.
+
+        Raises NonFiniteArrays as update does.
+        """
+        if self.learning is None:
+            return
+        learning, self.learning = self.learning, None
+        self.learned_stats = learning.result()
+        self._check(self.pending_batch)
+
+    def _check(self, batch):
+        check_finite({**self.params, **{f"adam_{k}_{name}": moment for name, moments in self.moments.items()
+                                        for k, moment in zip("mv", moments)}}, batch)
+
+    def _learn(self, results, behaviour):
+        """The update from one batch's results; returns its statistics. behaviour: the weights that played
+        it, when not the learner's."""
+        c, backend = self.config, self.backend
         record = _concatenate([r["record"] for r in results])
         n_rows = len(record["offsets"]) - 1
         S = c.segment_steps
@@ -118,6 +189,12 @@ class PPO:
         choices = record["choices"][rows]
         old_logits = logits[rows]
         logp_old = np.ascontiguousarray(log_softmax(old_logits)[np.arange(len(rows)), choices])
+        if behaviour is not None:
+            played = np.zeros_like(logits)
+            backend.actor_critic_forward(behaviour, record["indices"], record["signs"], record["offsets"], played,
+                                         np.zeros(n_rows))
+            logp_played = log_softmax(played[rows])[np.arange(len(rows)), choices]
+            advantages = lagged_advantages(advantages, logp_old, logp_played, LAG_WEIGHT_CAP)
         shuffle = np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(UPDATE_SPAWN_KEY, self.adam_steps)))
         before = {name: array.copy(order="K") for name, array in self.params.items()}
         stats = {}
@@ -137,10 +214,9 @@ class PPO:
         fraction = 1.0
         if kl > c.max_kl:
             kl, fraction = self._backtrack(before, record, rows, old_logits, logits)
-        self.last_stats = {"kl": kl, "entropy": stats["entropy"], "value_loss": stats["value_loss"],
-                           "explained_variance": explained, "clip_fraction": stats["clip_fraction"],
-                           "epochs": c.epochs, "step_fraction": fraction}
-        self.lanes = [r["state"] for r in results]
+        return {"kl": kl, "entropy": stats["entropy"], "value_loss": stats["value_loss"],
+                "explained_variance": explained, "clip_fraction": stats["clip_fraction"],
+                "epochs": c.epochs, "step_fraction": fraction}
 
     def _kl(self, record, rows, old_logits, buffer):
         values = np.zeros(len(buffer))
@@ -165,6 +241,8 @@ class PPO:
 
     def arrays(self):
         arrays = dict(self.params)
+        if self.lagged:
+            arrays.update({f"play_{name}": array for name, array in self.play_params.items()})
         for name, (m, v) in self.moments.items():
             arrays[f"adam_m_{name}"], arrays[f"adam_v_{name}"] = m, v
         n = len(self.lanes)
@@ -182,8 +260,33 @@ class PPO:
         return arrays
 
     def json_state(self):
-        return {"adam_steps": self.adam_steps, "last_stats": self.last_stats,
+        return {"adam_steps": self.adam_steps, "last_stats": self.last_stats, "learned_stats": self.learned_stats,
                 "lanes": [_lane_json(lane, 0 if lane.game is None else len(lane.game[0])) for lane in self.lanes]}
+
+
+class _Background:
+    """One call run in a thread; result() waits for it and returns its value or raises its exception.
+
+    The kernels release the GIL, so the call runs beside the workers' play.
+    """
+
+    def __init__(self, function, *args):
+        self._value = self._error = None
+
+        def run():
+            try:
+                self._value = function(*args)
+            except BaseException as exc:  # re-raised in the caller's thread
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="fastpg-update", daemon=True)
+        self._thread.start()
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _lane_json(lane, emulator_bytes):

@@ -182,6 +182,21 @@ def softmax_kl(old_logits, new_logits):
     return float(np.mean(np.sum(np.exp(old_logp) * (old_logp - new_logp), axis=1)))
 
 
+def lagged_advantages(advantages, logp_proximal, logp_behaviour, cap):
+    """Advantages of steps played by an older policy, for the surrogate around the newer one.
+
+    With ``--policy-lag 1`` a batch is played with the weights one update
+    older than those the update starts from. The clipped surrogate is taken
+    around the update's starting policy (the proximal one, whose ratio the
+    clip and the KL limit bound), and each step's standardised advantage is
+    weighted by pi_proximal(a|s) / pi_behaviour(a|s), at most ``cap``: the
+    importance weight that makes the expectation one over the proximal
+    policy's actions (Hilton et al. 2021, "decoupled" PPO). logp_* are the
+    chosen actions' log-probabilities, (T,).
+    """
+    return advantages * np.minimum(np.exp(logp_proximal - logp_behaviour), cap)
+
+
 def ppo_loss(params, x, actions, logp_old, advantages, returns, clip, vf_coef, ent_coef):
     """The actor-critic's minibatch loss, its gradient, and statistics.
 

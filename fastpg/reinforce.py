@@ -8,6 +8,7 @@ does not end anything, so their returns are discounted over the whole episode.
 """
 import numpy as np
 
+from .divergence import check_finite
 from .games import game_profile
 from .reference import standardize
 
@@ -82,11 +83,18 @@ class Reinforce:
             episode["dlogp"] * advantages, self.grad_W1, self.grad_W2,
         )
 
-    def update(self, state=None):
-        """RMSProp ascent on the summed gradient, then zero it for the next batch."""
+    def update(self, state):
+        """RMSProp ascent on the summed gradient, then zero it for the next batch.
+
+        Raises NonFiniteArrays when the step leaves a weight or cache non-finite.
+        """
         for w, g, cache in ((self.W1, self.grad_W1, self.cache_W1), (self.W2, self.grad_W2, self.cache_W2)):
             self.backend.rmsprop_update(w, g, cache, self.learning_rate, self.decay_rate)
             g[...] = 0.0
+        check_finite(self.arrays(), state.updates)
+
+    def flush(self):
+        """Nothing: every update finishes before update returns."""
 
     def discard(self):
         """Drop a partly observed batch (the run stops between batches)."""

@@ -12,12 +12,11 @@ import signal
 import time
 from typing import NamedTuple
 
-import numpy as np
-
 from . import checkpoint
 from .algorithm import get_algorithm
 from .backends import get_backend
 from .config import Config, TrainingError, option_name
+from .divergence import NonFiniteArrays
 from .games import action_names, game_profile
 from .metrics import MetricsLog
 from .progress import Progress
@@ -275,6 +274,7 @@ def _loop(pool, algorithm, state, stop_rule, clock, metrics, progress, save, che
           run_dir):
     """Play and learn batch after batch until stop_rule or a stop request; returns True when interrupted."""
     last_checkpoint = state.episodes
+    tasks = []
     while not stop_rule.reached(state):
         tasks = algorithm.next_tasks(state)
         steps, running, episodes = state.env_steps, state.running_reward, state.episodes
@@ -291,39 +291,50 @@ def _loop(pool, algorithm, state, stop_rule, clock, metrics, progress, save, che
                 steps += n_steps
         except StopRequested:
             algorithm.discard()
+            _flush(algorithm, tasks, run_dir, last_checkpoint)
             return True
-        algorithm.update(state)
-        _check_finite(algorithm.arrays(), state.updates + 1, tasks, run_dir, last_checkpoint)
+        try:
+            algorithm.update(state)
+        except NonFiniteArrays as exc:
+            raise _diverged(exc, tasks, run_dir, last_checkpoint) from None
         state.episodes = episodes
         state.env_steps, state.running_reward = steps, running
         state.updates += 1
         state.seconds = clock.seconds_before + clock.elapsed()
         progress.batch(state.episodes, state.env_steps, running, clock.rate(steps), state.seconds)
         if state.episodes - last_checkpoint >= checkpoint_every:
+            _flush(algorithm, tasks, run_dir, last_checkpoint)
             save()
             last_checkpoint = state.episodes
         if stop_requested:
+            _flush(algorithm, tasks, run_dir, last_checkpoint)
             return True
+    _flush(algorithm, tasks, run_dir, last_checkpoint)
     return False
 
 
-def _check_finite(arrays, batch, tasks, run_dir, last_checkpoint):
-    """Raise DivergedError when an update has made any array NaN or infinite."""
-    # A sum is a fast test that almost never needs the exact one: NaN and inf propagate into it.
-    suspects = [name for name, array in arrays.items()
-                if array.dtype.kind == "f" and not math.isfinite(float(np.sum(array)))]
-    bad = [name for name in suspects if not np.all(np.isfinite(arrays[name]))]
-    if bad:
-        if not isinstance(tasks[0], int):
-            episodes = f"segments {tasks[0]} to {tasks[-1]}"
-        elif len(tasks) == 1:
-            episodes = f"episode {tasks[0] + 1}"
-        else:
-            episodes = f"episodes {tasks[0] + 1}-{tasks[-1] + 1}"
-        raise DivergedError(
-            f"update {batch} ({episodes}) made {', '.join(bad)} NaN or infinite; "
-            f"training stopped, and {run_dir} keeps its checkpoint after episode {last_checkpoint} "
-            "(a smaller --learning-rate may help)")
+def _flush(algorithm, tasks, run_dir, last_checkpoint):
+    """Finish the algorithm's update in flight (an overlapped one), as every checkpoint needs; divergence
+    becomes DivergedError."""
+    try:
+        algorithm.flush()
+    except NonFiniteArrays as exc:
+        raise _diverged(exc, tasks, run_dir, last_checkpoint) from None
+
+
+def _diverged(exc, tasks, run_dir, last_checkpoint):
+    """The DivergedError for a NonFiniteArrays of the update from batch exc.batch, whose tasks (when it is the
+    batch just played) are tasks."""
+    if not isinstance(tasks[0], int):
+        batch = f"segments of batch {exc.batch + 1}"
+    elif len(tasks) == 1:
+        batch = f"episode {tasks[0] + 1}"
+    else:
+        batch = f"episodes {tasks[0] + 1}-{tasks[-1] + 1}"
+    return DivergedError(
+        f"update {exc.batch + 1} ({batch}) made {', '.join(exc.names)} NaN or infinite; "
+        f"training stopped, and {run_dir} keeps its checkpoint after episode {last_checkpoint} "
+        "(a smaller --learning-rate may help)")
 
 
 def _print_summary(state, interrupted, clock, replays, task_unit, run_dir, stream):

@@ -199,10 +199,11 @@ def test_a_lane_plays_the_same_on_any_player(backend):
 # ---------------------------------------------------------------- the KL limit
 
 
-def _learner_and_batch(max_kl, learning_rate=1e-2):
-    """A fresh PPO learner (2 lanes of 64 steps) that has observed its first batch: (learner, params, segments)."""
+def _learner_and_batch(max_kl, learning_rate=1e-2, policy_lag=0):
+    """A fresh PPO learner (2 lanes of 64 steps) that has observed its first batch: (learner, params, segments).
+    params are the weights the workers play."""
     config = Config(algo="ppo", hidden=HIDDEN, lanes=2, segment_steps=64, learning_rate=learning_rate,
-                    max_kl=max_kl)
+                    max_kl=max_kl, policy_lag=policy_lag)
     config.validate()
     spec = config.policy()
     params = spec.initial_parameters(config.seed)
@@ -255,6 +256,66 @@ def test_kl_of_every_update_of_a_run_is_within_the_default_limit(ppo_run):
         assert 0 <= float(row["kl"]) <= max_kl * (1 + 1e-5), row  # written to 6 significant digits
 
 
+# ---------------------------------------------------------------- the policy lag
+
+
+def test_with_lag_each_batch_is_played_with_the_weights_one_update_older():
+    """Batch 0 and batch 1 are played with the initial weights; batch 2 with those after the first
+    update, which (its batch played by the proximal policy itself, every weight 1) is the update
+    a lag-0 learner makes of the same batch, bit for bit."""
+    lagged, play, segments = _learner_and_batch(0.02, policy_lag=1)
+    initial = {name: array.copy() for name, array in play.items()}
+    plain, plain_params, plain_segments = _learner_and_batch(0.02, policy_lag=0)
+    plain.update(RunState())
+    lagged.update(RunState())  # learns from batch 0 in the background; the workers keep the initial weights
+    for name in initial:
+        np.testing.assert_array_equal(play[name], initial[name], err_msg=name)
+    lagged.flush()
+    for name in initial:
+        np.testing.assert_array_equal(lagged.params[name], plain_params[name], err_msg=name)
+        assert not np.array_equal(lagged.params[name], initial[name]), name
+    assert lagged.last_stats is None and lagged.learned_stats == plain.last_stats  # play: no update made it yet
+    for segment in segments:  # batch 1 (its results are batch 0's again: only the schedule is tested)
+        lagged.observe(segment)
+    lagged.update(RunState(updates=1))
+    for name in initial:
+        np.testing.assert_array_equal(play[name], plain_params[name], err_msg=name)
+        np.testing.assert_array_equal(lagged.behaviour[name], initial[name], err_msg=name)
+    assert lagged.last_stats == plain.last_stats
+    lagged.flush()
+    assert 0 < lagged.learned_stats["kl"] <= 0.02
+
+
+def test_lagged_advantages_weigh_each_step_by_the_policies_ratio_capped():
+    advantages = np.array([1.0, -2.0, 0.5, 3.0])
+    logp_proximal = np.log([0.5, 0.2, 0.9, 0.6])
+    logp_behaviour = np.log([0.5, 0.4, 0.3, 0.9])
+    weighted = reference.lagged_advantages(advantages, logp_proximal, logp_behaviour, cap=2.0)
+    np.testing.assert_allclose(weighted, [1.0, -1.0, 1.0, 2.0], rtol=1e-12)  # ratios 1, 1/2, 3 (capped), 2/3
+
+
+def test_policy_lag_0_gives_the_same_run_on_two_workers_and_after_resuming_a_0_4_checkpoint(runs):
+    options = (*PPO_OPTIONS, "--policy-lag", 0)
+    straight = str(runs / "ppo-lag0")
+    run_ppo(straight, *options, "--max-steps", 4 * BATCH_STEPS)
+    resumed = str(runs / "ppo-lag0-resumed")
+    run_ppo(resumed, *options, "--max-steps", 2 * BATCH_STEPS, workers=2)
+    assert "play_W1" not in load_arrays(resumed)  # the workers play the learner's own weights
+    # As fastpg 0.4 wrote it, before the lag: a run without it resumes as one of lag 0.
+    state_path = os.path.join(resumed, "state.json")
+    with open(state_path) as f:
+        state = json.load(f)
+    del state["config"]["policy_lag"], state["algorithm"]["learned_stats"]
+    with open(state_path, "w") as f:
+        json.dump(state, f)
+    run_ppo(resumed, "--resume", "--max-steps", 4 * BATCH_STEPS)
+    assert_same_run(resumed, straight)
+    lagged = str(runs / "ppo-lag1-short")
+    run_ppo(lagged, *PPO_OPTIONS, "--policy-lag", 1, "--max-steps", 4 * BATCH_STEPS)
+    assert "play_W1" in load_arrays(lagged)
+    assert not np.array_equal(load_arrays(lagged)["W1"], load_arrays(straight)["W1"]), "the lag changes the run"
+
+
 # ---------------------------------------------------------------- bad settings
 
 
@@ -270,6 +331,8 @@ NEW_RUN_ERRORS = {
     "negative clip": (["--algo", "ppo", "--clip", -0.2], ["--clip"]),
     "negative entropy weight": (["--algo", "ppo", "--ent-coef", -1], ["--ent-coef"]),
     "lambda 2": (["--algo", "ppo", "--lam", 2], ["--lam must be in [0, 1], got 2.0"]),
+    "policy lag 2": (["--algo", "ppo", "--policy-lag", 2], ["--policy-lag must be one of 0, 1, got 2"]),
+    "policy lag of reinforce": (["--algo", "reinforce", "--policy-lag", 1], ["--policy-lag"]),
     "more minibatches than steps": (["--algo", "ppo", "--lanes", 2, "--segment-steps", 8, "--minibatches", 17],
                                     ["--minibatches (17)", "= 16"]),
     "unknown algo": (["--algo", "dqn"], []),  # argparse's choices
@@ -372,17 +435,19 @@ def test_weights_of_a_two_action_ppo_run_draws_the_logits_difference(ppo_run, tm
 
 
 def test_update_columns_are_empty_before_the_first_update_then_filled(runs):
-    """One lane of 1,280-step segments: the first episode ends in the first batch, before any update.
+    """One lane of 1,280-step segments: the first episode ends in the first batch, played (as the
+    second is with --policy-lag 1) with the initial weights, which no update made.
 
-    The run is stopped there, its metrics.csv rewritten with only the 6 columns of fastpg 0.2, and
-    resumed: the old rows are kept (their update columns empty), the new ones are full, and the
-    result is the run played straight through.
+    The run is stopped after the first batch, its metrics.csv rewritten with only the 6 columns of
+    fastpg 0.2, and resumed: the old rows are kept (their update columns empty), those of batches
+    played with updated weights are full, and the result is the run played straight through.
     """
     options = ("--algo", "ppo", "--hidden", HIDDEN, "--lanes", 1, "--segment-steps", 1280)
+    initial_batches = 1 + Config(algo="ppo").policy_lag
     straight = str(runs / "ppo-one-lane")
-    run_ppo(straight, *options, "--max-steps", 2560)
+    run_ppo(straight, *options, "--max-steps", 1280 * (initial_batches + 1))
     rows = metric_rows(straight)
-    first_batch = [row for row in rows if int(row["env_steps"]) <= 1280]
+    first_batch = [row for row in rows if int(row["env_steps"]) <= 1280 * initial_batches]
     assert len(first_batch) >= 1 and len(rows) > len(first_batch), rows  # the test's premise
     for row in rows:
         filled = [row[name] != "" for name in UPDATE_COLUMNS]
@@ -400,7 +465,7 @@ def test_update_columns_are_empty_before_the_first_update_then_filled(runs):
         writer = csv.writer(f)
         writer.writerow(EPISODE_COLUMNS)
         writer.writerows(old_rows)
-    run_ppo(resumed, "--resume", "--max-steps", 2560)
+    run_ppo(resumed, "--resume", "--max-steps", 1280 * (initial_batches + 1))
     with open(path, newline="") as f:
         assert tuple(next(csv.reader(f))) == COLUMNS
     resumed_rows = metric_rows(resumed)

@@ -7,6 +7,7 @@ from fastpg.backends import get_backend
 from fastpg.config import Config
 from fastpg.policy import PolicySpec
 from fastpg.reinforce import Reinforce
+from fastpg.train import RunState
 
 HIDDEN = 8  # small: the check is about the returns, not the layer
 
@@ -37,11 +38,11 @@ def test_an_all_zero_return_episode_gives_no_nan(backend):
     learner.observe(synthetic_episode(np.zeros(20)))
     np.testing.assert_array_equal(learner.grad_W1, 0.0)
     np.testing.assert_array_equal(learner.grad_W2, 0.0)
-    learner.update()
+    learner.update(RunState())
     np.testing.assert_array_equal(learner.W1, W1)
     np.testing.assert_array_equal(learner.W2, W2)
     # The same steps with a point scored do move the weights: the check above can fail.
     learner.observe(synthetic_episode([0.0] * 19 + [1.0]))
     assert np.all(np.isfinite(learner.grad_W1)) and np.any(learner.grad_W1 != 0)
-    learner.update()
+    learner.update(RunState())
     assert np.all(np.isfinite(learner.W1)) and not np.array_equal(learner.W1, W1)
