@@ -14,16 +14,18 @@ DEBUG = os.environ.get("FASTPG_DEBUG", "") not in ("", "0")
 MARCH_NATIVE = os.environ.get("FASTPG_MARCH_NATIVE", "") not in ("", "0")
 
 # -fno-math-errno lets sqrt vectorise (nothing here reads errno); unlike
-# -ffast-math it changes no floating-point result. -fno-strict-aliasing makes
-# the bit-level zero test in fastpg_common.pxd well defined.
-compile_args = ["-O3", "-fno-math-errno", "-fno-strict-aliasing"]
+# -ffast-math it changes no floating-point result. -ffp-contract=off keeps
+# a * b + c two roundings on CPUs with fused multiply-add, so every machine
+# (and every clone in wide_loops.h) computes the same bits. -fno-strict-aliasing
+# makes the bit-level zero test in fastpg_common.pxd well defined.
+compile_args = ["-O3", "-fno-math-errno", "-ffp-contract=off", "-fno-strict-aliasing"]
 if MARCH_NATIVE:
     compile_args.append("-march=native")
 
 KERNELS = ["_preprocess", "_policy", "_returns", "_gae", "_rmsprop", "_rollout", "_actor"]
 
 extensions = [
-    Extension(f"fastpg.{name}", [f"src/{name}.pyx"], extra_compile_args=compile_args)
+    Extension(f"fastpg.{name}", [f"src/{name}.pyx"], include_dirs=["src"], extra_compile_args=compile_args)
     for name in KERNELS
 ]
 

@@ -13,9 +13,17 @@ from fastpg import _validate
 from fastpg.constants import PONG_FIRST_ROW
 
 from fastpg_common cimport N_COLS, N_PIXELS, N_ROWS, add_scaled, grow, int8_t, int16_t, int32_t, int64_t, uint8_t
-from libc.math cimport exp, log, sqrt, pow
+from libc.math cimport exp, log, pow
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
+
+cdef extern from "wide_loops.h" nogil:
+    void adam_step(double* w, const double* g, double* m, double* v, Py_ssize_t n, double learning_rate,
+                   double beta1, double beta2, double eps, double m_scale, double v_scale)
+    void add_signed_columns(double* h, const double* columns, Py_ssize_t H, const int16_t* indices,
+                            const int8_t* signs, Py_ssize_t nnz)
+    void scatter_signed(double* columns, const double* d, Py_ssize_t H, const int16_t* indices,
+                        const int8_t* signs, Py_ssize_t nnz)
 
 cdef enum:
     UNKNOWN_COLOUR = 2  # a lut entry not filled yet
@@ -35,16 +43,11 @@ cdef struct Net:
 cdef void hidden_layer(const Net* net, const int16_t* indices, const int8_t* signs, Py_ssize_t nnz,
                        double* h) noexcept nogil:
     """h = relu(b1 + sum of the non-zero pixels' signed W1 columns)."""
-    cdef Py_ssize_t j, k
-    cdef const double* column
-    cdef double s
+    cdef Py_ssize_t j
     for j in range(net.H):
         h[j] = net.b1[j]
-    for k in range(nnz):
-        column = net.W1 + <Py_ssize_t>indices[k] * net.H
-        s = <double>signs[k]
-        for j in range(net.H):
-            h[j] += s * column[j]
+    if nnz:
+        add_signed_columns(h, net.W1, net.H, indices, signs, nnz)
     for j in range(net.H):
         if h[j] < 0.0:
             h[j] = 0.0
@@ -488,9 +491,8 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
                 if h[j] <= 0.0:
                     dh[j] = 0.0
             add_scaled(&gb1[0], dh, 1.0, H)
-            for k in range(off[t], off[t + 1]):
-                col = idx[k]
-                add_scaled(&gW1[0, col], dh, <double>sgn[k], H)
+            if off[t + 1] > off[t]:
+                scatter_signed(&gW1[0, 0], dh, H, &idx[0] + off[t], &sgn[0] + off[t], off[t + 1] - off[t])
     free(work)
     loss = (sum_policy + vf_coef * sum_value - ent_coef * sum_entropy) / M
     stats = {"policy_loss": sum_policy / M, "value_loss": sum_value / M, "entropy": sum_entropy / M,
@@ -520,9 +522,6 @@ def adam_update(w, g, m, v, long step, double learning_rate, double beta1=0.9, d
     cdef double[::1] m_flat = m.reshape(-1, order="A")
     cdef double[::1] v_flat = v.reshape(-1, order="A")
     cdef double m_scale = 1.0 / (1.0 - pow(beta1, step)), v_scale = 1.0 / (1.0 - pow(beta2, step))
-    cdef Py_ssize_t i
     with nogil:
-        for i in range(w_flat.shape[0]):
-            m_flat[i] = beta1 * m_flat[i] + (1.0 - beta1) * g_flat[i]
-            v_flat[i] = beta2 * v_flat[i] + (1.0 - beta2) * (g_flat[i] * g_flat[i])
-            w_flat[i] -= learning_rate * (m_flat[i] * m_scale) / (sqrt(v_flat[i] * v_scale) + eps)
+        adam_step(&w_flat[0], &g_flat[0], &m_flat[0], &v_flat[0], w_flat.shape[0], learning_rate, beta1, beta2,
+                  eps, m_scale, v_scale)

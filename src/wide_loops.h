@@ -1,0 +1,58 @@
+/* The learner's arithmetic-bound loops, compiled for several instruction sets.
+ *
+ * On x86-64 Linux with GCC each function here is built for AVX-512, AVX2 and
+ * the baseline, and the loader picks the widest the CPU has. The clones give
+ * bit-identical results: each element's operations and their order are the
+ * same (no sum is reordered), and setup.py turns off fused multiply-adds. */
+#ifndef FASTPG_WIDE_LOOPS_H
+#define FASTPG_WIDE_LOOPS_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define FASTPG_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FASTPG_CLONES
+#endif
+
+/* Adam's step on n weights: a square root and a division per weight. */
+FASTPG_CLONES static void adam_step(double *restrict w, const double *restrict g, double *restrict m,
+                                    double *restrict v, ptrdiff_t n, double learning_rate, double beta1,
+                                    double beta2, double eps, double m_scale, double v_scale)
+{
+    for (ptrdiff_t i = 0; i < n; i++) {
+        m[i] = beta1 * m[i] + (1.0 - beta1) * g[i];
+        v[i] = beta2 * v[i] + (1.0 - beta2) * (g[i] * g[i]);
+        w[i] -= learning_rate * (m[i] * m_scale) / (sqrt(v[i] * v_scale) + eps);
+    }
+}
+
+/* h[:H] += signs[k] * (column indices[k] of W)[:H] for k = 0 .. nnz - 1 in order;
+ * W is Fortran-ordered (H, 6400), so a column is H contiguous doubles. */
+FASTPG_CLONES static void add_signed_columns(double *restrict h, const double *restrict W, ptrdiff_t H,
+                                             const int16_t *indices, const int8_t *signs, ptrdiff_t nnz)
+{
+    for (ptrdiff_t k = 0; k < nnz; k++) {
+        const double *column = W + (ptrdiff_t)indices[k] * H;
+        const double s = (double)signs[k];
+        for (ptrdiff_t j = 0; j < H; j++)
+            h[j] += s * column[j];
+    }
+}
+
+/* (column indices[k] of G)[:H] += signs[k] * d[:H] for k = 0 .. nnz - 1 in order
+ * (a column may repeat); G is Fortran-ordered like W above. */
+FASTPG_CLONES static void scatter_signed(double *restrict G, const double *restrict d, ptrdiff_t H,
+                                         const int16_t *indices, const int8_t *signs, ptrdiff_t nnz)
+{
+    for (ptrdiff_t k = 0; k < nnz; k++) {
+        double *column = G + (ptrdiff_t)indices[k] * H;
+        const double s = (double)signs[k];
+        for (ptrdiff_t j = 0; j < H; j++)
+            column[j] += d[j] * s;
+    }
+}
+
+#endif
