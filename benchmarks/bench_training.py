@@ -9,6 +9,8 @@ rounds (medians reported):
   w1       fastpg train --workers 1            (compiled kernels)
   numpy    fastpg train --workers 1 --backend numpy   (reinforce only)
   w2       fastpg train --workers 2
+  w1-lag0, w2-lag0   with --algo ppo, the same with --policy-lag 0 (each
+           update waits for its batch), beside the default's overlap
 With --algo ppo, one more in-process run with 2 workers splits the CPU time
 per env step between the learner (this process) and the workers.
 --only-w1 measures the bare loop and --workers 1 alone.
@@ -60,9 +62,10 @@ def children_cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
-def train_rate(env_id, n_steps, workers, backend, algo="reinforce"):
+def train_rate(env_id, n_steps, workers, backend, algo="reinforce", *settings):
     # REINFORCE with the seed's batch, as in the README's tables (2 would idle cores); ppo at its defaults.
     extra = ["--algo", "reinforce", "--batch-size", "10"] if algo == "reinforce" else ["--algo", "ppo"]
+    extra += list(settings)
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = os.path.join(tmp, "run")
         cmd = [sys.executable, "-m", "fastpg", "train", "--run-dir", run_dir, "--env", env_id,
@@ -108,8 +111,9 @@ def main():
     configs = {"bare": None, "w1": (1, "cython"), "numpy": (1, "numpy"), "w2": (2, "cython")}
     if ppo:
         del configs["numpy"]  # the numpy learner densifies every row of every epoch: minutes per batch
+        configs.update({"w1-lag0": (1, "cython", "--policy-lag", "0"), "w2-lag0": (2, "cython", "--policy-lag", "0")})
     if args.only_w1:
-        configs = {key: configs[key] for key in ("bare", "w1")}
+        configs = {key: configs[key] for key in configs if key in ("bare", "w1", "w1-lag0")}
     actions = resolve_actions(args.env, None, args.algo)
     rates = {key: [] for key in configs}
     cpu = {key: [] for key in configs}
@@ -119,7 +123,8 @@ def main():
             if setting is None:
                 rate, cpu_per_step = bare_loop(args.env, args.steps, actions, screen="palette" if ppo else "rgb")
             else:
-                rate, cpu_per_step = train_rate(args.env, args.steps, *setting, algo=args.algo)
+                workers, backend, *settings = setting
+                rate, cpu_per_step = train_rate(args.env, args.steps, workers, backend, args.algo, *settings)
             rates[key].append(rate)
             cpu[key].append(cpu_per_step)
         if ppo and not args.only_w1:
@@ -130,7 +135,10 @@ def main():
 
     if ppo:
         rows = [("`--workers 1` / bare palette-screen loop", "w1", "bare", ">= 0.90"),
-                ("`--workers 2` / `--workers 1`", "w2", "w1", ">= 1.8")]
+                ("`--workers 2` / `--workers 1`", "w2", "w1", ">= 1.8"),
+                ("`--workers 1`, lag 0 / bare palette-screen loop", "w1-lag0", "bare", ""),
+                ("`--workers 2`, lag 0 / `--workers 1`, lag 0", "w2-lag0", "w1-lag0", ""),
+                ("`--workers 2` / `--workers 2`, lag 0", "w2", "w2-lag0", "")]
     else:
         rows = [
             ("`--workers 1` / bare emulator loop", "w1", "bare", ">= 0.85"),
@@ -143,7 +151,8 @@ def main():
     print("| configuration | env steps/s (median) | all rounds | CPU µs per step (median) |")
     print("|---|---|---|---|")
     names = {"bare": "bare loop (random actions)", "w1": "train --workers 1", "numpy": "train --workers 1 --backend numpy",
-             "w2": "train --workers 2"}
+             "w2": "train --workers 2", "w1-lag0": "train --workers 1 --policy-lag 0",
+             "w2-lag0": "train --workers 2 --policy-lag 0"}
     for key, label in names.items():
         if key not in med:
             continue
