@@ -25,9 +25,9 @@ import threading
 
 import numpy as np
 
+from .divergence import check_finite
 from .lanes import LaneState, Segment
 from .policy import ArraySpec
-from .divergence import check_finite
 from .reference import lagged_advantages, log_softmax, softmax_kl
 
 UPDATE_SPAWN_KEY = 2**32 - 3  # the minibatch shuffles' stream of the run's seed
