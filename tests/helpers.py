@@ -72,6 +72,16 @@ def difference_frames(frames):
     return diffs
 
 
+def play_steps(stepper, frames, uniforms):
+    """Step a policy stepper through frames with the given uniforms: arrays of its actions, p and nnz."""
+    actions, probs, nnz = [], [], []
+    for frame, u in zip(frames, uniforms):
+        actions.append(stepper.step(frame, u))
+        probs.append(stepper.p)
+        nnz.append(stepper.nnz)
+    return np.array(actions), np.array(probs), np.array(nnz)
+
+
 def make_weights(n_hidden=N_HIDDEN, order="F", seed=0):
     """Xavier-initialised (W1 (n_hidden, 6400) in the given order, W2 (n_hidden,)), as the seed does."""
     rng = np.random.default_rng(seed)

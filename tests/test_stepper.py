@@ -4,7 +4,7 @@ import pytest
 
 from fastpg import kernels, reference
 
-from helpers import assert_vectors_close
+from helpers import assert_vectors_close, play_steps
 
 DENSE_ROW_BYTES = 6400 * 8  # one float64 difference frame
 
@@ -37,15 +37,6 @@ def densify(episode):
     return epx
 
 
-def play(stepper, frames, uniforms):
-    actions, probs, nnz = [], [], []
-    for frame, u in zip(frames, uniforms):
-        actions.append(stepper.step(frame, u))
-        probs.append(stepper.p)
-        nnz.append(stepper.nnz)
-    return np.array(actions), np.array(probs), np.array(nnz)
-
-
 @pytest.fixture(scope="module")
 def weights():
     """W1 (200, 6400) Fortran-ordered and W2, scaled so that p varies over the episode."""
@@ -61,7 +52,7 @@ def played(weights, pong_frames):
     W1, W2 = weights
     uniforms = np.random.default_rng(11).random(len(pong_frames))
     stepper = kernels.PolicyStepper(W1, W2)
-    actions, probs, nnz = play(stepper, pong_frames, uniforms)
+    actions, probs, nnz = play_steps(stepper, pong_frames, uniforms)
     n_steps = stepper.n_steps
     episode = stepper.finish()
     expected = reference_episode(W1, W2, pong_frames, uniforms)
@@ -104,7 +95,7 @@ def test_recorded_step_costs_well_under_a_kilobyte(played):
 def test_finish_resets_and_next_frame_starts_an_episode(weights, pong_frames):
     W1, W2 = weights
     stepper = kernels.PolicyStepper(W1, W2)
-    play(stepper, pong_frames[:10], np.full(10, 0.5))
+    play_steps(stepper, pong_frames[:10], np.full(10, 0.5))
     stepper.finish()
     assert stepper.n_steps == 0
     stepper.step(pong_frames[50], 0.5)
@@ -123,7 +114,7 @@ def test_finish_resets_and_next_frame_starts_an_episode(weights, pong_frames):
 def test_reset_forgets_the_episode(weights, pong_frames):
     W1, W2 = weights
     stepper = kernels.PolicyStepper(W1, W2)
-    play(stepper, pong_frames[100:110], np.full(10, 0.5))
+    play_steps(stepper, pong_frames[100:110], np.full(10, 0.5))
     stepper.reset()
     assert stepper.n_steps == 0
     stepper.step(pong_frames[200], 0.5)
@@ -136,7 +127,7 @@ def test_second_episode_matches_reference(weights, pong_frames, played):
     stepper = played["stepper"]
     frames = pong_frames[150:220]
     uniforms = played["uniforms"][:70]
-    actions, probs, _ = play(stepper, frames, uniforms)
+    actions, probs, _ = play_steps(stepper, frames, uniforms)
     ref_actions, ref_probs, ref_dlogp, _, _ = reference_episode(*weights, frames, uniforms)
     np.testing.assert_array_equal(actions, ref_actions)
     np.testing.assert_allclose(probs, ref_probs, rtol=1e-9)
@@ -235,8 +226,8 @@ def test_stepper_plays_the_callers_weights_in_place(pong_frames):
 def test_c_ordered_W1_plays_the_same(weights, pong_frames):
     W1, W2 = weights
     uniforms = np.random.default_rng(3).random(40)
-    fortran = play(kernels.PolicyStepper(W1, W2), pong_frames[:40], uniforms)
-    c_order = play(kernels.PolicyStepper(np.ascontiguousarray(W1), W2), pong_frames[:40], uniforms)
+    fortran = play_steps(kernels.PolicyStepper(W1, W2), pong_frames[:40], uniforms)
+    c_order = play_steps(kernels.PolicyStepper(np.ascontiguousarray(W1), W2), pong_frames[:40], uniforms)
     np.testing.assert_array_equal(c_order[0], fortran[0])
     np.testing.assert_allclose(c_order[1], fortran[1], rtol=1e-12)
 
@@ -246,7 +237,7 @@ def test_numpy_stepper_plays_and_records_as_the_compiled_one(weights, played, po
     from fastpg.backends import NumpyStepper
 
     stepper = NumpyStepper(*weights)
-    actions, probs, nnz = play(stepper, pong_frames, played["uniforms"])
+    actions, probs, nnz = play_steps(stepper, pong_frames, played["uniforms"])
     np.testing.assert_array_equal(actions, played["actions"])
     np.testing.assert_allclose(probs, played["probs"], rtol=1e-9)
     np.testing.assert_array_equal(nnz, played["nnz"])
