@@ -437,7 +437,7 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
     cdef const int64_t[::1] row_view = np.ascontiguousarray(rows)
     cdef const uint8_t[::1] choice_view = np.ascontiguousarray(choices)
     cdef const double[::1] lp_old = logp_old, adv = advantages, ret = returns
-    cdef Py_ssize_t H = net.H, A = net.A, i, j, a, k, t, col
+    cdef Py_ssize_t H = net.H, A = net.A, i, j, a, k, t
     cdef Py_ssize_t n_steps = M
     cdef double scale = 1.0 / M, ratio, clipped, surrogate, d_logp_a, value, d_value, entropy, g
     cdef double sum_policy = 0.0, sum_value = 0.0, sum_entropy = 0.0, n_clipped = 0.0
