@@ -134,7 +134,8 @@ def main():
     peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     if ppo:
-        pong = args.env.split("/")[-1].startswith("Pong")  # Pong's target is the actor-critic issue's, the rest the games issue's
+        # Pong's target is the actor-critic issue's; every other game's is the games issue's.
+        pong = args.env.split("/")[-1].startswith("Pong")
         rows = [("`--workers 1` / bare palette-screen loop", "w1", "bare", ">= 0.90" if pong else ">= 0.85"),
                 ("`--workers 2` / `--workers 1`", "w2", "w1", ">= 1.8"),
                 ("`--workers 1`, lag 0 / bare palette-screen loop", "w1-lag0", "bare", ""),
