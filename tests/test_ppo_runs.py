@@ -228,7 +228,7 @@ def _measured_kl(segments, before, after):
 
 
 def test_an_update_keeps_the_kl_within_max_kl():
-    max_kl = 0.001
+    max_kl = 0.0003  # well below what this batch's unlimited update reaches (about 0.005)
     learner, params, segments = _learner_and_batch(max_kl)
     before = {name: array.copy() for name, array in params.items()}
     learner.update(RunState())
