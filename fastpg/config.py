@@ -43,6 +43,8 @@ class Config:
     epochs: int = _setting(None, "ppo: passes over each batch")
     minibatches: int = _setting(None, "ppo: minibatches (Adam steps) per epoch")
     max_kl: float = _setting(None, "ppo: the most mean KL(old || new) an update may reach")
+    lr_decay_steps: int = _setting(None, "ppo: env steps over which the learning rate falls linearly to 0 and "
+                                         "stays there (0: constant)", "STEPS")
     clip: float = _setting(None, "ppo: the surrogate's ratio clip")
     ent_coef: float = _setting(None, "ppo: entropy bonus weight")
     vf_coef: float = _setting(None, "ppo: value loss weight")
@@ -70,6 +72,7 @@ class Config:
         if saved_config.get("algo") == "ppo":
             legacy["life_loss"] = "continue"  # before 0.4 a lost life never ended the advantages' episode
             legacy["policy_lag"] = 0  # before 0.5 every update waited for its batch
+            legacy["lr_decay_steps"] = 0  # before 0.7 the learning rate was constant
         try:
             return cls(**{**legacy, **saved_config})
         except TypeError as exc:
@@ -117,6 +120,8 @@ class Config:
             raise ValueError(f"--life-loss must be one of {', '.join(LIFE_LOSS)}, got {self.life_loss!r}")
         if self.policy_lag is not None and self.policy_lag not in POLICY_LAGS:
             raise ValueError(f"--policy-lag must be one of {', '.join(map(str, POLICY_LAGS))}, got {self.policy_lag}")
+        if self.lr_decay_steps is not None and self.lr_decay_steps < 0:
+            raise ValueError(f"--lr-decay-steps must be non-negative, got {self.lr_decay_steps}")
         if self.lam is not None and not 0 <= self.lam <= 1:
             raise ValueError(f"--lam must be in [0, 1], got {self.lam}")
         if self.decay_rate is not None and not 0 <= self.decay_rate < 1:
@@ -133,7 +138,7 @@ ALGORITHM_DEFAULTS = {
     "reinforce": {"learning_rate": 1e-3, "batch_size": 2, "decay_rate": 0.99},
     "ppo": {"learning_rate": 1e-3, "lanes": 16, "segment_steps": 128, "epochs": 4, "minibatches": 2,
             "max_kl": 0.02, "clip": 0.2, "ent_coef": 0.01, "vf_coef": 0.5, "lam": 0.95, "baseline": "value",
-            "life_loss": "terminal", "policy_lag": 1},
+            "life_loss": "terminal", "policy_lag": 1, "lr_decay_steps": 0},
 }
 BASELINES = ("value", "none")
 LIFE_LOSS = ("continue", "terminal")

@@ -28,7 +28,7 @@ import numpy as np
 from .divergence import check_finite
 from .lanes import LaneState, Segment
 from .policy import ArraySpec
-from .reference import lagged_advantages, log_softmax, softmax_kl
+from .reference import decayed_learning_rate, lagged_advantages, log_softmax, softmax_kl
 
 UPDATE_SPAWN_KEY = 2**32 - 3  # the minibatch shuffles' stream of the run's seed
 BACKTRACK_HALVINGS = 6  # step fractions 1/2 ... 1/64, then the epoch is undone
@@ -195,6 +195,9 @@ class PPO:
                                          np.zeros(n_rows))
             logp_played = log_softmax(played[rows])[np.arange(len(rows)), choices]
             advantages = lagged_advantages(advantages, logp_old, logp_played, LAG_WEIGHT_CAP)
+        # The batches before this one, counted by the Adam steps they made (a fixed number per batch).
+        steps_before = self.adam_steps // (c.epochs * c.minibatches) * c.lanes * c.segment_steps
+        learning_rate = decayed_learning_rate(c.learning_rate, steps_before, c.lr_decay_steps)
         shuffle = np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(UPDATE_SPAWN_KEY, self.adam_steps)))
         before = {name: array.copy(order="K") for name, array in self.params.items()}
         stats = {}
@@ -209,7 +212,7 @@ class PPO:
                 self.adam_steps += 1
                 for name, w in self.params.items():
                     m, v = self.moments[name]
-                    backend.adam_update(w, self.grads[name], m, v, self.adam_steps, c.learning_rate)
+                    backend.adam_update(w, self.grads[name], m, v, self.adam_steps, learning_rate)
         kl = self._kl(record, rows, old_logits, logits)
         fraction = 1.0
         if kl > c.max_kl:

@@ -199,11 +199,11 @@ def test_a_lane_plays_the_same_on_any_player(backend):
 # ---------------------------------------------------------------- the KL limit
 
 
-def _learner_and_batch(max_kl, learning_rate=1e-2, policy_lag=0):
+def _learner_and_batch(max_kl, learning_rate=1e-2, policy_lag=0, lr_decay_steps=0):
     """A fresh PPO learner (2 lanes of 64 steps) that has observed its first batch: (learner, params, segments).
     params are the weights the workers play."""
     config = Config(algo="ppo", hidden=HIDDEN, lanes=2, segment_steps=64, learning_rate=learning_rate,
-                    max_kl=max_kl, policy_lag=policy_lag)
+                    max_kl=max_kl, policy_lag=policy_lag, lr_decay_steps=lr_decay_steps)
     config.validate()
     spec = config.policy()
     params = spec.initial_parameters(config.seed)
@@ -305,7 +305,7 @@ def test_policy_lag_0_gives_the_same_run_on_two_workers_and_after_resuming_a_0_4
     state_path = os.path.join(resumed, "state.json")
     with open(state_path) as f:
         state = json.load(f)
-    del state["config"]["policy_lag"], state["algorithm"]["learned_stats"]
+    del state["config"]["policy_lag"], state["config"]["lr_decay_steps"], state["algorithm"]["learned_stats"]
     with open(state_path, "w") as f:
         json.dump(state, f)
     run_ppo(resumed, "--resume", "--max-steps", 4 * BATCH_STEPS)
@@ -314,6 +314,50 @@ def test_policy_lag_0_gives_the_same_run_on_two_workers_and_after_resuming_a_0_4
     run_ppo(lagged, *PPO_OPTIONS, "--policy-lag", 1, "--max-steps", 4 * BATCH_STEPS)
     assert "play_W1" in load_arrays(lagged)
     assert not np.array_equal(load_arrays(lagged)["W1"], load_arrays(straight)["W1"]), "the lag changes the run"
+
+
+# ---------------------------------------------------------------- the learning rate's decay
+
+
+def test_the_decayed_learning_rate_falls_linearly_to_zero_and_stays():
+    rates = [reference.decayed_learning_rate(1e-3, steps, 4000) for steps in (0, 1000, 3000, 4000, 9000)]
+    np.testing.assert_allclose(rates, [1e-3, 7.5e-4, 2.5e-4, 0.0, 0.0], rtol=1e-15, atol=0)
+    assert reference.decayed_learning_rate(1e-3, 10**9, 0) == 1e-3  # 0: no decay
+
+
+def test_an_update_after_the_decay_leaves_the_weights_alone():
+    """Decaying over one batch: the first update steps at the full rate, the second at rate 0."""
+    batch_steps = 2 * 64
+    decayed, params, segments = _learner_and_batch(1e9, lr_decay_steps=batch_steps)
+    constant, constant_params, _ = _learner_and_batch(1e9)
+    decayed.update(RunState())
+    constant.update(RunState())
+    for name in params:  # the first batch: the same full-rate update
+        np.testing.assert_array_equal(params[name], constant_params[name], err_msg=name)
+    after_first = {name: array.copy() for name, array in params.items()}
+    for segment in segments:
+        decayed.observe(segment)
+        constant.observe(segment)
+    decayed.update(RunState(updates=1))
+    constant.update(RunState(updates=1))
+    for name in params:
+        np.testing.assert_array_equal(params[name], after_first[name], err_msg=name)
+        assert not np.array_equal(constant_params[name], after_first[name]), name
+    assert decayed.last_stats["kl"] == 0
+
+
+def test_a_decaying_run_resumes_exactly_on_two_workers(runs):
+    options = (*PPO_OPTIONS, "--lr-decay-steps", 3 * BATCH_STEPS)
+    straight = str(runs / "ppo-decay")
+    run_ppo(straight, *options, "--max-steps", 4 * BATCH_STEPS)
+    assert load_state(straight)["config"]["lr_decay_steps"] == 3 * BATCH_STEPS
+    resumed = str(runs / "ppo-decay-resumed")
+    run_ppo(resumed, *options, "--max-steps", 2 * BATCH_STEPS)
+    run_ppo(resumed, "--resume", "--max-steps", 4 * BATCH_STEPS, workers=2)
+    assert_same_run(resumed, straight)
+    constant = str(runs / "ppo-constant-short")
+    run_ppo(constant, *PPO_OPTIONS, "--max-steps", 4 * BATCH_STEPS)
+    assert not np.array_equal(load_arrays(constant)["W1"], load_arrays(straight)["W1"]), "the decay changes the run"
 
 
 # ---------------------------------------------------------------- bad settings
@@ -333,6 +377,9 @@ NEW_RUN_ERRORS = {
     "lambda 2": (["--algo", "ppo", "--lam", 2], ["--lam must be in [0, 1], got 2.0"]),
     "policy lag 2": (["--algo", "ppo", "--policy-lag", 2], ["--policy-lag must be one of 0, 1, got 2"]),
     "policy lag of reinforce": (["--algo", "reinforce", "--policy-lag", 1], ["--policy-lag"]),
+    "negative lr decay": (["--algo", "ppo", "--lr-decay-steps", -1], ["--lr-decay-steps must be non-negative, got -1"]),
+    "lr decay of reinforce": (["--algo", "reinforce", "--lr-decay-steps", 100],
+                              ["--lr-decay-steps is a setting of --algo ppo"]),
     "more minibatches than steps": (["--algo", "ppo", "--lanes", 2, "--segment-steps", 8, "--minibatches", 17],
                                     ["--minibatches (17)", "= 16"]),
     "unknown algo": (["--algo", "dqn"], []),  # argparse's choices
