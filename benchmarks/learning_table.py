@@ -27,6 +27,8 @@ def first_reaching(rows, threshold):
 def settings(state):
     config = state["config"]
     learning_rate = f"{config['learning_rate']:.0e}".replace("e-0", "e-")  # 1e-3, not 0.001
+    if config.get("lr_decay_steps"):  # runs before fastpg 0.7 had a constant rate
+        learning_rate += f" to 0 over {config['lr_decay_steps'] / 1e6:g} M steps"
     if config.get("algo", "reinforce") == "reinforce":
         return f"reinforce, lr {learning_rate}, batch {config['batch_size']}, seed {config['seed']}"
     return (f"ppo, lr {learning_rate}, {config['lanes']} lanes x {config['segment_steps']}, {config['epochs']} epochs "
