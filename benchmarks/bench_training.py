@@ -11,8 +11,9 @@ rounds (medians reported):
   w2       fastpg train --workers 2
   w1-lag0, w2-lag0   with --algo ppo, the same with --policy-lag 0 (each
            update waits for its batch), beside the default's overlap
-With --algo ppo, one more in-process run with 2 workers splits the CPU time
-per env step between the learner (this process) and the workers.
+With --algo ppo, two more in-process runs with 2 workers, of --steps and 3x
+--steps, split the CPU time per env step between the learner (this process)
+and the workers, in the steady state: over the steps the longer run adds.
 --only-w1 measures the bare loop and --workers 1 alone.
 Training throughput is steady state: env steps between the first and the last
 row of metrics.csv over the seconds between them (worker start-up excluded).
@@ -81,7 +82,16 @@ def train_rate(env_id, n_steps, workers, backend, algo="reinforce", *settings):
 
 
 def learner_share(env_id, n_steps, workers=2):
-    """(learner, worker) CPU seconds per env step of an in-process ppo run: this process vs its children."""
+    """(learner, worker) CPU seconds per env step of an in-process ppo run in its steady state: this process vs
+    its children, over the env steps that a run of 3 n_steps plays beyond one of n_steps (start-up, the
+    workers' included, and the final checkpoint cost both runs the same and cancel)."""
+    short, long = (_cpu_split(env_id, steps, workers) for steps in (n_steps, 3 * n_steps))
+    steps = long[2] - short[2]
+    return (long[0] - short[0]) / steps, (long[1] - short[1]) / steps
+
+
+def _cpu_split(env_id, n_steps, workers):
+    """(learner CPU seconds, workers' CPU seconds, env steps) of one in-process ppo run."""
     from fastpg.train import train
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,8 +102,7 @@ def learner_share(env_id, n_steps, workers=2):
         self_after = resource.getrusage(resource.RUSAGE_SELF)
         learner = (self_after.ru_utime + self_after.ru_stime) - (self_before.ru_utime + self_before.ru_stime)
         worker = children_cpu_seconds() - children_before
-    steps = outcome.state.env_steps
-    return learner / steps, worker / steps
+    return learner, worker, outcome.state.env_steps
 
 
 def main():

@@ -106,7 +106,7 @@ class NumpyActorStepper:
 
     def reset(self):
         self._previous = None
-        self._indices, self._signs, self._choices = [], [], []
+        self._indices, self._signs, self._choices, self._logps = [], [], [], []
 
     def new_episode(self):
         self._previous = None
@@ -144,6 +144,7 @@ class NumpyActorStepper:
         self._indices.append(nonzero.astype(np.int16))
         self._signs.append(x[nonzero].astype(np.int8))
         self._choices.append(choice)
+        self._logps.append(np.nan)
         return x
 
     def step(self, screen, u):
@@ -151,10 +152,12 @@ class NumpyActorStepper:
         x = self._record(current, 0)
         self._previous = current
         logits, _, _ = reference.actor_critic_forward(self.params, x[None, :])
-        self.probs = np.exp(reference.log_softmax(logits)[0])
+        self._logp = reference.log_softmax(logits)[0]
+        self.probs = np.exp(self._logp)
         below = np.flatnonzero(u < np.cumsum(self.probs))
         self.choice = int(below[0]) if len(below) else len(self.probs) - 1
         self._choices[-1] = self.choice
+        self._logps[-1] = self._logp[self.choice]
         return int(self.actions[self.choice])
 
     def greedy(self):
@@ -162,6 +165,7 @@ class NumpyActorStepper:
             raise ValueError("greedy() replaces the last step's choice: call it right after step()")
         self.choice = int(np.argmax(self.probs))
         self._choices[-1] = self.choice
+        self._logps[-1] = self._logp[self.choice]
         return int(self.actions[self.choice])
 
     def peek(self, screen):
@@ -174,8 +178,9 @@ class NumpyActorStepper:
             "signs": np.concatenate(self._signs or [np.empty(0, np.int8)]),
             "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32),
             "choices": np.array(self._choices, dtype=np.uint8),
+            "logp": np.array(self._logps, dtype=np.float64),
         }
-        self._indices, self._signs, self._choices = [], [], []
+        self._indices, self._signs, self._choices, self._logps = [], [], [], []
         return record
 
 

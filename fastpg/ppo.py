@@ -15,8 +15,9 @@ depends only on its seed and settings. The learner keeps its own weights and
 copies them into the workers' (``parameters``) between batches; the
 surrogate and the KL limit are taken around the learner's weights, with the
 advantages importance-weighted for the older policy that played them
-(``reference.lagged_advantages``). A checkpoint waits for the update in
-flight and holds both sets of weights, so a resume continues exactly.
+(``reference.lagged_advantages``, with the log-probabilities the workers
+recorded as they played). A checkpoint waits for the update in flight and
+holds both sets of weights, so a resume continues exactly.
 
 The math is :mod:`fastpg.reference`'s ``ppo_loss``, ``adam_update``, ``gae``,
 ``softmax_kl`` and ``lagged_advantages``.
@@ -56,7 +57,6 @@ class PPO:
         if self.lagged:
             for name, array in parameters.items():
                 array[...] = state[f"play_{name}"]
-            self.behaviour = {name: array.copy(order="K") for name, array in parameters.items()}
         self.learning = None  # the thread of the update in flight, with lag
         self.pending_batch = 0  # with lag, the number of the batch it learns from
         # Adam's moments, each in its parameter's memory order (the kernel walks them in step).
@@ -90,8 +90,8 @@ class PPO:
 
     @classmethod
     def working_bytes(cls, spec):
-        """Parameters, Adam's two moments, the gradient, an epoch's backup, and with lag the learner's own
-        weights and the behaviour policy's."""
+        """Parameters, Adam's two moments, the gradient, an update's start and end (for the line search),
+        and with lag the learner's own weights."""
         return 7 * spec.parameter_bytes()
 
     @classmethod
@@ -135,16 +135,15 @@ class PPO:
         results, self.results = self.results, []
         self.lanes = [r["state"] for r in results]
         if not self.lagged:
-            self.last_stats = self.learned_stats = self._learn(results, None)
+            self.last_stats = self.learned_stats = self._learn(results, False)
             self._check(state.updates)
             return
         self.flush()
         self.last_stats = self.learned_stats
         for name, array in self.play_params.items():
-            self.behaviour[name][...] = array  # what this batch was played with
             array[...] = self.params[name]
         self.pending_batch = state.updates
-        self.learning = _Background(self._learn, results, self.behaviour)
+        self.learning = _Background(self._learn, results, True)
 
     def flush(self):
         """Finish the update in flight, if any: afterwards arrays() and json_state() are a checkpoint's.
@@ -161,9 +160,9 @@ class PPO:
         check_finite({**self.params, **{f"adam_{k}_{name}": moment for name, moments in self.moments.items()
                                         for k, moment in zip("mv", moments)}}, batch)
 
-    def _learn(self, results, behaviour):
-        """The update from one batch's results; returns its statistics. behaviour: the weights that played
-        it, when not the learner's."""
+    def _learn(self, results, lagged):
+        """The update from one batch's results; returns its statistics. lagged: whether older weights than
+        the learner's played it."""
         c, backend = self.config, self.backend
         record = _concatenate([r["record"] for r in results])
         n_rows = len(record["offsets"]) - 1
@@ -189,12 +188,8 @@ class PPO:
         choices = record["choices"][rows]
         old_logits = logits[rows]
         logp_old = np.ascontiguousarray(log_softmax(old_logits)[np.arange(len(rows)), choices])
-        if behaviour is not None:
-            played = np.zeros_like(logits)
-            backend.actor_critic_forward(behaviour, record["indices"], record["signs"], record["offsets"], played,
-                                         np.zeros(n_rows))
-            logp_played = log_softmax(played[rows])[np.arange(len(rows)), choices]
-            advantages = lagged_advantages(advantages, logp_old, logp_played, LAG_WEIGHT_CAP)
+        if lagged:
+            advantages = lagged_advantages(advantages, logp_old, record["logp"][rows], LAG_WEIGHT_CAP)
         # The batches before this one, counted by the Adam steps they made (a fixed number per batch).
         steps_before = self.adam_steps // (c.epochs * c.minibatches) * c.lanes * c.segment_steps
         learning_rate = decayed_learning_rate(c.learning_rate, steps_before, c.lr_decay_steps)
@@ -318,7 +313,8 @@ def _concatenate(records):
     return {"indices": np.concatenate([r["indices"] for r in records]),
             "signs": np.concatenate([r["signs"] for r in records]),
             "offsets": np.concatenate(offsets).astype(np.int32),
-            "choices": np.concatenate([r["choices"] for r in records])}
+            "choices": np.concatenate([r["choices"] for r in records]),
+            "logp": np.concatenate([r["logp"] for r in records])}
 
 
 def _explained_variance(predicted, target):

@@ -13,9 +13,9 @@ from fastpg import _validate
 from fastpg.constants import PONG_FIRST_ROW
 
 from fastpg_common cimport N_COLS, N_PIXELS, N_ROWS, add_scaled, grow, int8_t, int16_t, int32_t, int64_t, uint8_t
-from libc.math cimport exp, log, pow
+from libc.math cimport NAN, exp, log, pow
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 
 cdef extern from "wide_loops.h" nogil:
     void adam_step(double* w, const double* g, double* m, double* v, Py_ssize_t n, double learning_rate,
@@ -139,6 +139,7 @@ cdef class ActorStepper:
     cdef bint first
     cdef double* h
     cdef double* logits
+    cdef double* logp  # log softmax(logits) of the last step
     cdef readonly double[::1] probs
     cdef readonly Py_ssize_t nnz, choice
     cdef int16_t* indices
@@ -146,7 +147,8 @@ cdef class ActorStepper:
     cdef Py_ssize_t n_entries, indices_capacity, signs_capacity
     cdef int32_t* offsets
     cdef uint8_t* choices
-    cdef Py_ssize_t n_rows, n_steps, offsets_capacity, choices_capacity
+    cdef double* logps  # per row: the log-probability of its choice (NaN for a peeked row)
+    cdef Py_ssize_t n_rows, n_steps, offsets_capacity, choices_capacity, logps_capacity
 
     def __cinit__(self, params, actions, lut, fill_lut, first_row=PONG_FIRST_ROW):
         self.net = _net(params)
@@ -161,7 +163,8 @@ cdef class ActorStepper:
         self._arrays = (dict(params), actions, lut)
         self.h = <double*>malloc(self.net.H * sizeof(double))
         self.logits = <double*>malloc(self.net.A * sizeof(double))
-        if self.h == NULL or self.logits == NULL:
+        self.logp = <double*>malloc(self.net.A * sizeof(double))
+        if self.h == NULL or self.logits == NULL or self.logp == NULL:
             raise MemoryError()
         self.probs = np.zeros(self.net.A)
         self.first = True
@@ -169,10 +172,12 @@ cdef class ActorStepper:
     def __dealloc__(self):
         free(self.h)
         free(self.logits)
+        free(self.logp)
         free(self.indices)
         free(self.signs)
         free(self.offsets)
         free(self.choices)
+        free(self.logps)
 
     @property
     def p(self):
@@ -222,7 +227,7 @@ cdef class ActorStepper:
 
     cdef int _record_input(self, bint update_previous) noexcept nogil:
         """Append the difference current - prev as a record row; returns -1 when out of memory."""
-        cdef Py_ssize_t i, start
+        cdef Py_ssize_t i, word, start
         cdef int diff
         if grow(<void**>&self.indices, &self.indices_capacity, self.n_entries + N_PIXELS, sizeof(int16_t)) < 0:
             return -1
@@ -232,13 +237,21 @@ cdef class ActorStepper:
             return -1
         if grow(<void**>&self.choices, &self.choices_capacity, self.n_rows + 1, sizeof(uint8_t)) < 0:
             return -1
+        if grow(<void**>&self.logps, &self.logps_capacity, self.n_rows + 1, sizeof(double)) < 0:
+            return -1
         start = self.n_entries
-        for i in range(N_PIXELS):
-            diff = 0 if self.first else <int>self.current[i] - <int>self.prev[i]
-            if diff != 0:
-                self.indices[self.n_entries] = <int16_t>i
-                self.signs[self.n_entries] = <int8_t>diff
-                self.n_entries += 1
+        if not self.first:
+            # Most of a frame is unchanged: compare 8 pixels at once (memcmp of 8 bytes compiles to one
+            # load and compare) and look at single pixels only where a word differs.
+            for word in range(0, N_PIXELS, 8):
+                if memcmp(&self.current[word], &self.prev[word], 8) == 0:
+                    continue
+                for i in range(word, word + 8):
+                    diff = <int>self.current[i] - <int>self.prev[i]
+                    if diff != 0:
+                        self.indices[self.n_entries] = <int16_t>i
+                        self.signs[self.n_entries] = <int8_t>diff
+                        self.n_entries += 1
         if update_previous:
             memcpy(self.prev, self.current, N_PIXELS)
             self.first = False
@@ -266,9 +279,9 @@ cdef class ActorStepper:
             hidden_layer(&self.net, &self.indices[self.offsets[self.n_rows - 1]],
                          &self.signs[self.offsets[self.n_rows - 1]], self.nnz, self.h)
             heads(&self.net, self.h, self.logits)
-            log_softmax(self.logits, &probs[0], self.net.A)
+            log_softmax(self.logits, self.logp, self.net.A)
             for a in range(self.net.A):
-                probs[a] = exp(probs[a])
+                probs[a] = exp(self.logp[a])
             self.choice = self.net.A - 1
             for a in range(self.net.A):
                 total += probs[a]
@@ -276,6 +289,7 @@ cdef class ActorStepper:
                     self.choice = a
                     break
             self.choices[self.n_rows - 1] = <uint8_t>self.choice
+            self.logps[self.n_rows - 1] = self.logp[self.choice]
         self.n_steps += 1
         return self.actions[self.choice]
 
@@ -289,6 +303,7 @@ cdef class ActorStepper:
                 best = a
         self.choice = best
         self.choices[self.n_rows - 1] = <uint8_t>best
+        self.logps[self.n_rows - 1] = self.logp[best]
         return self.actions[best]
 
     def peek(self, screen):
@@ -297,6 +312,7 @@ cdef class ActorStepper:
         if self._record_input(False) < 0:
             raise MemoryError("out of memory while recording")
         self.choices[self.n_rows - 1] = 255
+        self.logps[self.n_rows - 1] = NAN
 
     def new_episode(self):
         """The next screen starts an episode: its difference is all zero. The record goes on."""
@@ -326,24 +342,29 @@ cdef class ActorStepper:
 
         indices int16 (E,), signs int8 (E,), offsets int32 (R + 1,) as
         PolicyStepper's; choices uint8 (R,): the output chosen at each row,
-        255 for a peeked row.
+        255 for a peeked row; logp float64 (R,): the log-probability the
+        policy gave that choice (NaN for a peeked row), which spares a lagged
+        learner a forward pass with the weights that played.
         """
         record = {
             "indices": np.empty(self.n_entries, dtype=np.int16),
             "signs": np.empty(self.n_entries, dtype=np.int8),
             "offsets": np.zeros(self.n_rows + 1, dtype=np.int32),
             "choices": np.empty(self.n_rows, dtype=np.uint8),
+            "logp": np.empty(self.n_rows, dtype=np.float64),
         }
         cdef int16_t[::1] indices = record["indices"]
         cdef int8_t[::1] signs = record["signs"]
         cdef int32_t[::1] offsets = record["offsets"]
         cdef uint8_t[::1] choices = record["choices"]
+        cdef double[::1] logp = record["logp"]
         if self.n_entries:
             memcpy(&indices[0], self.indices, self.n_entries * sizeof(int16_t))
             memcpy(&signs[0], self.signs, self.n_entries * sizeof(int8_t))
         if self.n_rows:
             memcpy(&offsets[0], self.offsets, (self.n_rows + 1) * sizeof(int32_t))
             memcpy(&choices[0], self.choices, self.n_rows * sizeof(uint8_t))
+            memcpy(&logp[0], self.logps, self.n_rows * sizeof(double))
         self.n_entries = self.n_rows = self.n_steps = 0
         return record
 

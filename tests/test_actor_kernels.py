@@ -247,7 +247,8 @@ def joined(records):
         offsets.append(record["offsets"][1:] + offsets[-1][-1])
     return {"indices": np.concatenate([r["indices"] for r in records]),
             "signs": np.concatenate([r["signs"] for r in records]),
-            "offsets": np.concatenate(offsets), "choices": np.concatenate([r["choices"] for r in records])}
+            "offsets": np.concatenate(offsets), "choices": np.concatenate([r["choices"] for r in records]),
+            "logp": np.concatenate([r["logp"] for r in records])}
 
 
 def test_steppers_play_identically(played):
@@ -263,10 +264,13 @@ def test_steppers_play_identically(played):
     np.testing.assert_allclose(np.array(compiled["probs"]), np.array(twin["probs"]), rtol=1e-12, atol=0)
     assert len(compiled["records"]) == len(twin["records"]) == 3
     for a, b in zip(compiled["records"], twin["records"]):
-        assert set(a) == set(b) == {"indices", "signs", "offsets", "choices"}
+        assert set(a) == set(b) == {"indices", "signs", "offsets", "choices", "logp"}
         for key in a:
             assert a[key].dtype == b[key].dtype, key
-            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+            if key == "logp":  # the policy's arithmetic: equal up to rounding, NaN at the same (peeked) rows
+                np.testing.assert_allclose(a[key], b[key], rtol=1e-12, atol=1e-14, err_msg=key)
+            else:
+                np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
 def test_stepper_policy_is_not_trivial(played):
@@ -317,6 +321,18 @@ def test_stepper_probs_match_the_reference_forward(played):
 
 
 @pytest.mark.parametrize("name", BACKEND_NAMES)
+def test_stepper_records_the_log_probability_of_each_choice(played, name):
+    """logp is the log-probability the step gave the recorded choice (the greedy one after greedy()),
+    NaN exactly at the peeked rows."""
+    record = joined(played[name]["records"])
+    stepped = record["choices"] != 255
+    np.testing.assert_array_equal(np.isnan(record["logp"]), ~stepped)
+    probs = np.array(played[name]["probs"])
+    chosen = record["choices"][stepped]
+    np.testing.assert_allclose(np.exp(record["logp"][stepped]), probs[np.arange(len(chosen)), chosen], rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", BACKEND_NAMES)
 def test_live_play_on_a_palette_game(name):
     """ActorCriticSpec.stepper on a real AtariGame: the same actions as the twin on a second emulator."""
     spec, params = actor_params((0, 2, 3), hidden=16, seed=1)
@@ -331,7 +347,10 @@ def test_live_play_on_a_palette_game(name):
         screens = [g.step(actions[0])[0] for g in games]
     records = [s.finish() for s in steppers]
     for key in records[0]:
-        np.testing.assert_array_equal(records[0][key], records[1][key], err_msg=key)
+        if key == "logp":  # the policy's arithmetic, up to rounding
+            np.testing.assert_allclose(records[0][key], records[1][key], rtol=1e-12, atol=1e-14, err_msg=key)
+        else:
+            np.testing.assert_array_equal(records[0][key], records[1][key], err_msg=key)
     assert len(records[0]["choices"]) == 120 and len(set(records[0]["choices"])) == 3
 
 
