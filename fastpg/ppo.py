@@ -63,6 +63,7 @@ class PPO:
         self.moments = {name: tuple(np.array(state[f"adam_{moment}_{name}"], order=array.order) for moment in "mv")
                         for name, array in spec.parameters().items()}
         self.grads = spec.zero_parameters()
+        self.before = spec.zero_parameters()  # the weights an update starts from, for its line search
         saved = saved or self.initial_json(config)
         self.adam_steps = int(saved["adam_steps"])
         self.lanes = [_lane_from_json(lane, state, i) for i, lane in enumerate(saved["lanes"])]
@@ -135,8 +136,9 @@ class PPO:
         results, self.results = self.results, []
         self.lanes = [r["state"] for r in results]
         if not self.lagged:
-            self.last_stats = self.learned_stats = self._learn(results, False)
-            self._check(state.updates)
+            self.last_stats, finite = self._learn(results, False)
+            self.learned_stats = self.last_stats
+            self._check(state.updates, finite)
             return
         self.flush()
         self.last_stats = self.learned_stats
@@ -153,16 +155,20 @@ class PPO:
         if self.learning is None:
             return
         learning, self.learning = self.learning, None
-        self.learned_stats = learning.result()
-        self._check(self.pending_batch)
+        self.learned_stats, finite = learning.result()
+        self._check(self.pending_batch, finite)
 
-    def _check(self, batch):
+    def _check(self, batch, finite):
+        """Raise NonFiniteArrays for a non-finite weight or moment, unless the update knows it left none."""
+        if finite:
+            return
         check_finite({**self.params, **{f"adam_{k}_{name}": moment for name, moments in self.moments.items()
                                         for k, moment in zip("mv", moments)}}, batch)
 
     def _learn(self, results, lagged):
-        """The update from one batch's results; returns its statistics. lagged: whether older weights than
-        the learner's played it."""
+        """The update from one batch's results; returns (its statistics, True when Adam reported every weight
+        and moment finite and no line search changed them since). lagged: whether older weights than the
+        learner's played it."""
         c, backend = self.config, self.backend
         record = _concatenate([r["record"] for r in results])
         n_rows = len(record["offsets"]) - 1
@@ -194,8 +200,9 @@ class PPO:
         steps_before = self.adam_steps // (c.epochs * c.minibatches) * c.lanes * c.segment_steps
         learning_rate = decayed_learning_rate(c.learning_rate, steps_before, c.lr_decay_steps)
         shuffle = np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(UPDATE_SPAWN_KEY, self.adam_steps)))
-        before = {name: array.copy(order="K") for name, array in self.params.items()}
-        stats = {}
+        for name, array in self.params.items():
+            self.before[name][...] = array
+        stats, finite = {}, True
         for epoch in range(c.epochs):
             order = shuffle.permutation(len(rows))
             for chunk in np.array_split(order, c.minibatches):
@@ -207,14 +214,15 @@ class PPO:
                 self.adam_steps += 1
                 for name, w in self.params.items():
                     m, v = self.moments[name]
-                    backend.adam_update(w, self.grads[name], m, v, self.adam_steps, learning_rate)
+                    finite &= backend.adam_update(w, self.grads[name], m, v, self.adam_steps, learning_rate)
         kl = self._kl(record, rows, old_logits, logits)
         fraction = 1.0
         if kl > c.max_kl:
-            kl, fraction = self._backtrack(before, record, rows, old_logits, logits)
+            kl, fraction = self._backtrack(self.before, record, rows, old_logits, logits)
+            finite = False  # the line search's own arithmetic: check its weights
         return {"kl": kl, "entropy": stats["entropy"], "value_loss": stats["value_loss"],
                 "explained_variance": explained, "clip_fraction": stats["clip_fraction"],
-                "epochs": c.epochs, "step_fraction": fraction}
+                "epochs": c.epochs, "step_fraction": fraction}, finite
 
     def _kl(self, record, rows, old_logits, buffer):
         values = np.zeros(len(buffer))

@@ -249,7 +249,8 @@ def decayed_learning_rate(learning_rate, env_steps, decay_steps):
 
 
 def adam_update(w, g, m, v, step, learning_rate, beta1=0.9, beta2=0.999, eps=1e-8):
-    """In place, Adam's descent step number ``step`` (1, 2, ...) on w with gradient g and moments m, v."""
+    """In place, Adam's descent step number ``step`` (1, 2, ...) on w with gradient g and moments m, v;
+    returns whether every new value of w, m and v is finite."""
     m *= beta1
     m += (1.0 - beta1) * g
     v *= beta2
@@ -257,3 +258,4 @@ def adam_update(w, g, m, v, step, learning_rate, beta1=0.9, beta2=0.999, eps=1e-
     m_hat_scale = 1.0 / (1.0 - beta1**step)
     v_hat_scale = 1.0 / (1.0 - beta2**step)
     w -= learning_rate * (m * m_hat_scale) / (np.sqrt(v * v_hat_scale) + eps)
+    return bool(np.isfinite(w).all() and np.isfinite(m).all() and np.isfinite(v).all())

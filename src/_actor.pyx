@@ -18,8 +18,8 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp, memcpy
 
 cdef extern from "wide_loops.h" nogil:
-    void adam_step(double* w, const double* g, double* m, double* v, Py_ssize_t n, double learning_rate,
-                   double beta1, double beta2, double eps, double m_scale, double v_scale)
+    int adam_step(double* w, const double* g, double* m, double* v, Py_ssize_t n, double learning_rate,
+                  double beta1, double beta2, double eps, double m_scale, double v_scale)
     void add_signed_columns(double* h, const double* columns, Py_ssize_t H, const int16_t* indices,
                             const int8_t* signs, Py_ssize_t nnz)
     void scatter_signed(double* columns, const double* d, Py_ssize_t H, const int16_t* indices,
@@ -524,7 +524,7 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
 def adam_update(w, g, m, v, long step, double learning_rate, double beta1=0.9, double beta2=0.999,
                 double eps=1e-8):
     """In place, Adam's descent step number ``step`` (see fastpg.reference.adam_update). Any memory order
-    shared by all four arrays."""
+    shared by all four arrays. Returns whether every new value of w, m and v is finite."""
     for name, arr in (("w", w), ("g", g), ("m", m), ("v", v)):
         _validate.as_array(name, arr)
         _validate.check_dtype(name, arr, np.float64)
@@ -543,6 +543,8 @@ def adam_update(w, g, m, v, long step, double learning_rate, double beta1=0.9, d
     cdef double[::1] m_flat = m.reshape(-1, order="A")
     cdef double[::1] v_flat = v.reshape(-1, order="A")
     cdef double m_scale = 1.0 / (1.0 - pow(beta1, step)), v_scale = 1.0 / (1.0 - pow(beta2, step))
+    cdef int finite
     with nogil:
-        adam_step(&w_flat[0], &g_flat[0], &m_flat[0], &v_flat[0], w_flat.shape[0], learning_rate, beta1, beta2,
-                  eps, m_scale, v_scale)
+        finite = adam_step(&w_flat[0], &g_flat[0], &m_flat[0], &v_flat[0], w_flat.shape[0], learning_rate, beta1,
+                           beta2, eps, m_scale, v_scale)
+    return bool(finite)

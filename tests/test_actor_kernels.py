@@ -708,8 +708,8 @@ def test_adam_compiled_matches_reference(shape, order, rng):
     for step in range(1, 6):  # the later steps read the moments the earlier ones wrote
         g = np.asarray(rng.standard_normal(shape) * 10.0 ** rng.uniform(-4, 1, size=shape), order=order)
         g_before = g.copy(order="K")
-        assert kernels.adam_update(w, g, m, v, step, 1e-3) is None
-        reference.adam_update(w_ref, g, m_ref, v_ref, step, 1e-3)
+        assert kernels.adam_update(w, g, m, v, step, 1e-3) is True
+        assert reference.adam_update(w_ref, g, m_ref, v_ref, step, 1e-3) is True
         np.testing.assert_array_equal(g, g_before)
     for actual, wanted in ((m, m_ref), (v, v_ref), (w, w_ref)):
         assert actual.flags.f_contiguous == wanted.flags.f_contiguous
@@ -734,6 +734,23 @@ def test_adam_first_step_moves_by_lr_times_sign(name):
     np.testing.assert_allclose((w - w0)[big], -0.01 * np.sign(g[big]), rtol=1e-4)
     assert w[0, 3] == w0[0, 3]  # zero gradient: no move
     assert w.flags.f_contiguous
+
+
+@pytest.mark.parametrize("name", ("compiled", "reference"))
+@pytest.mark.parametrize("where", ("w", "g", "m", "v"))
+@pytest.mark.parametrize("bad", (np.nan, np.inf, -np.inf, 1e300))
+def test_adam_reports_whether_it_left_everything_finite(name, where, bad):
+    """The flag is False when a new w, m or v is NaN or infinite, whichever array brought it (a huge
+    gradient overflows v = g^2); True otherwise."""
+    adam = kernels.adam_update if name == "compiled" else reference.adam_update
+    arrays = {key: np.asfortranarray(np.full((5, 9), 0.5)) for key in "wgmv"}
+    assert adam(*(arrays[key].copy(order="F") for key in "wgmv"), 3, 1e-3) is True
+    arrays[where][2, 7] = bad
+    with np.errstate(over="ignore", invalid="ignore"):  # numpy's warnings; the flag is what is tested
+        finite = adam(*(arrays[key] for key in "wgmv"), 3, 1e-3)
+    assert finite is bool(np.isfinite(arrays["w"]).all() and np.isfinite(arrays["m"]).all()
+                          and np.isfinite(arrays["v"]).all())
+    assert finite is (bad == 1e300 and where != "g")  # 1e300 stays finite, but not squared as a gradient
 
 
 # ---------------------------------------------------------------- bad input

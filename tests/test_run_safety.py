@@ -69,6 +69,24 @@ def test_a_diverging_run_stops_at_the_first_non_finite_update_and_keeps_a_finite
     assert all(np.all(np.isfinite(array)) for array in arrays.values())
 
 
+@pytest.mark.parametrize("lag", ["0", "1"])
+def test_a_diverging_actor_critic_stops_at_its_first_non_finite_update(tmp_path, lag):
+    """Adam's finite flag stands in for a pass over the arrays: a run whose weights overflow still stops at
+    the first update that made them non-finite, with a finite checkpoint, with or without the lag."""
+    run_dir = tmp_path / "diverged"
+    result = run_fastpg("train", "--run-dir", run_dir, "--algo", "ppo", "--hidden", 4, "--lanes", 2,
+                        "--segment-steps", 16, "--max-steps", 3200, "--learning-rate", "1e300",
+                        "--policy-lag", lag, "--checkpoint-every", 1, "--workers", 1, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
+    arrays, state = checkpoint.load(str(run_dir))  # load() refuses NaN or infinite arrays
+    assert state["env_steps"] < 3200
+    assert last.startswith(f"fastpg train: error: update {state['updates'] + 1} (segments of batch "), last
+    assert "NaN or infinite; training stopped" in last and "W1" in last.split(") made ")[1]
+    assert all(np.all(np.isfinite(array)) for array in arrays.values())
+
+
 @pytest.mark.parametrize("option, value, fragment", [
     ("--hidden", "100000000", "--hidden 100000000 needs about"),
     ("--learning-rate", "inf", "--learning-rate must be positive and finite"),
