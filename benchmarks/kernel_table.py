@@ -34,6 +34,8 @@ KERNELS = {
     "actor_critic_forward": ("`actor_critic_forward` (4,096-row record, H = 200, A = 2)", None),
     "ppo_backward": ("`ppo_backward` (1,024-row minibatch, H = 200, A = 2)", None),
     "adam_update": ("`adam_update` (1.28 M parameters)", None),
+    "actor_step": ("one env step of the actor-critic, palette screen → action (`ActorStepper.step`, per 101 steps)",
+                   None),
 }
 
 # Like the `pytest` script: drop the '' that `python -c` puts first on sys.path,

@@ -251,6 +251,61 @@ def test_ppo_backward(benchmark, backend, actor, build_info):
     assert loss == pytest.approx(results["reference"][0], rel=1e-10)
 
 
+@pytest.fixture(scope="module")
+def palette_play(actor):
+    """101 palette screens of real Pong played by the actor's policy, and the colour table they filled."""
+    from fastpg.env import AtariGame
+
+    params = actor[0]
+    spec = ActorCriticSpec(200, actions=(2, 3))
+    game = AtariGame("ALE/Pong-v5", screen="palette")
+    lut = np.full(256, 2, dtype=np.uint8)  # 2: not seen yet; filled in place as colours appear
+    stepper = kernels.ActorStepper(params, spec.actions, lut, lambda: game.fill_lut(lut, spec.frame.is_foreground),
+                                   first_row=spec.frame.first_row)
+    rng = np.random.default_rng(0)
+    screen, screens = game.reset(rng), []
+    for _ in range(300):  # past the serve, into play
+        screens.append(screen.copy())
+        screen, _, done = game.step(stepper.step(screen, rng.random()))
+        if done:
+            screen = game.reset(rng)
+    assert 2 not in lut[np.unique(np.array(screens))]  # every colour shown has its entry: no refill while timed
+    return params, spec, screens[-101:], lut
+
+
+def act(stepper, screens, uniforms):
+    stepper.reset()
+    return [stepper.step(screen, u) for screen, u in zip(screens, uniforms)]
+
+
+@pytest.mark.benchmark(group="actor_step")
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_actor_step(benchmark, backend, palette_play, build_info):
+    """Per environment step of the actor-critic: palette screen -> binary frame -> difference -> forward ->
+    sampled action, 100 steps a round (the first of 101 screens only sets the previous frame)."""
+    params, spec, screens, lut = palette_play
+    uniforms = np.random.default_rng(1).random(len(screens)).tolist()
+
+    def make(name):
+        def refill():
+            raise AssertionError("the benchmark's colour table is complete")
+        return ACTOR_BACKENDS[name].actor_stepper(params, spec.actions, lut.copy(), refill, first_row=spec.frame.first_row)
+
+    steppers = {name: make(name) for name in ACTOR_BACKENDS}
+    records = {}
+    for name, stepper in steppers.items():
+        records[name] = (act(stepper, screens, uniforms), stepper.finish())
+    assert records["compiled"][0] == records["reference"][0]
+    for key in ("indices", "signs", "offsets", "choices"):
+        np.testing.assert_array_equal(records["compiled"][1][key], records["reference"][1][key], err_msg=key)
+    nnz = np.diff(records["compiled"][1]["offsets"])
+    describe(benchmark, build_info, backend, steps_per_round=len(screens),
+             input=f"{len(screens)} real Pong palette screens (210, 160), mean {nnz.mean():.1f} non-zero pixels "
+                   "in a difference frame; H = 200, A = 2")
+    actions = benchmark(act, steppers[backend], screens, uniforms)
+    assert actions == records["reference"][0]
+
+
 @pytest.mark.benchmark(group="adam_update")
 @pytest.mark.parametrize("backend", BACKEND_NAMES)
 def test_adam_update(benchmark, backend, build_info):
