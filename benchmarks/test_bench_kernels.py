@@ -273,16 +273,11 @@ def palette_play(actor):
     return params, spec, screens[-101:], lut
 
 
-def act(stepper, screens, uniforms):
-    stepper.reset()
-    return [stepper.step(screen, u) for screen, u in zip(screens, uniforms)]
-
-
 @pytest.mark.benchmark(group="actor_step")
 @pytest.mark.parametrize("backend", BACKEND_NAMES)
 def test_actor_step(benchmark, backend, palette_play, build_info):
     """Per environment step of the actor-critic: palette screen -> binary frame -> difference -> forward ->
-    sampled action, 100 steps a round (the first of 101 screens only sets the previous frame)."""
+    sampled action, 101 steps a round (the first sees an all-zero difference)."""
     params, spec, screens, lut = palette_play
     uniforms = np.random.default_rng(1).random(len(screens)).tolist()
 
@@ -294,7 +289,7 @@ def test_actor_step(benchmark, backend, palette_play, build_info):
     steppers = {name: make(name) for name in ACTOR_BACKENDS}
     records = {}
     for name, stepper in steppers.items():
-        records[name] = (act(stepper, screens, uniforms), stepper.finish())
+        records[name] = (play(stepper, screens, uniforms), stepper.finish())
     assert records["compiled"][0] == records["reference"][0]
     for key in ("indices", "signs", "offsets", "choices"):
         np.testing.assert_array_equal(records["compiled"][1][key], records["reference"][1][key], err_msg=key)
@@ -302,7 +297,7 @@ def test_actor_step(benchmark, backend, palette_play, build_info):
     describe(benchmark, build_info, backend, steps_per_round=len(screens),
              input=f"{len(screens)} real Pong palette screens (210, 160), mean {nnz.mean():.1f} non-zero pixels "
                    "in a difference frame; H = 200, A = 2")
-    actions = benchmark(act, steppers[backend], screens, uniforms)
+    actions = benchmark(play, steppers[backend], screens, uniforms)
     assert actions == records["reference"][0]
 
 
