@@ -39,6 +39,20 @@ FASTPG_CLONES static int adam_step(double *restrict w, const double *restrict g,
     return non_finite == 0;
 }
 
+/* Columns are H contiguous doubles scattered over a 10 MB matrix: the hardware prefetcher does not
+ * guess the next one, so the loops below ask for the column PREFETCH_AHEAD places ahead while they
+ * work on this one. Prefetching changes no arithmetic. */
+#define PREFETCH_AHEAD 2
+static inline void prefetch_column(const double *column, ptrdiff_t H, int for_writing)
+{
+    for (ptrdiff_t byte = 0; byte < H * (ptrdiff_t)sizeof(double); byte += 64) {
+        if (for_writing)
+            __builtin_prefetch((const char *)column + byte, 1, 3);
+        else
+            __builtin_prefetch((const char *)column + byte, 0, 3);
+    }
+}
+
 /* h[:H] += signs[k] * (column indices[k] of W)[:H] for k = 0 .. nnz - 1 in order;
  * W is Fortran-ordered (H, 6400), so a column is H contiguous doubles. */
 FASTPG_CLONES static void add_signed_columns(double *restrict h, const double *restrict W, ptrdiff_t H,
@@ -47,6 +61,8 @@ FASTPG_CLONES static void add_signed_columns(double *restrict h, const double *r
     for (ptrdiff_t k = 0; k < nnz; k++) {
         const double *column = W + (ptrdiff_t)indices[k] * H;
         const double s = (double)signs[k];
+        if (k + PREFETCH_AHEAD < nnz)
+            prefetch_column(W + (ptrdiff_t)indices[k + PREFETCH_AHEAD] * H, H, 0);
         for (ptrdiff_t j = 0; j < H; j++)
             h[j] += s * column[j];
     }
@@ -60,6 +76,8 @@ FASTPG_CLONES static void scatter_signed(double *restrict G, const double *restr
     for (ptrdiff_t k = 0; k < nnz; k++) {
         double *column = G + (ptrdiff_t)indices[k] * H;
         const double s = (double)signs[k];
+        if (k + PREFETCH_AHEAD < nnz)
+            prefetch_column(G + (ptrdiff_t)indices[k + PREFETCH_AHEAD] * H, H, 1);
         for (ptrdiff_t j = 0; j < H; j++)
             column[j] += d[j] * s;
     }
