@@ -27,17 +27,24 @@ def reference_weights():
         return {name: data[name] for name in data.files}
 
 
-def assert_bitwise_equal(run_dir, reference, backend):
+def assert_same_weights(run_dir, reference, backend):
+    """The compiled backend's arrays bit for bit. The numpy backend's within rounding: its dense
+    products go through the BLAS, whose kernel, and so summation order, depends on the CPU (the
+    reference was made on an AVX2 machine; an AVX-512 one differs in the last bits)."""
     arrays = load_arrays(run_dir)
     for name in REFERENCE_ARRAYS:
-        np.testing.assert_array_equal(arrays[name], reference[f"{backend}_{name}"], err_msg=name)
+        if backend == "cython":
+            np.testing.assert_array_equal(arrays[name], reference[f"{backend}_{name}"], err_msg=name)
+        else:
+            np.testing.assert_allclose(arrays[name], reference[f"{backend}_{name}"], rtol=1e-12, atol=1e-15,
+                                       err_msg=name)
 
 
 @pytest.mark.parametrize("workers, backend", [(1, "cython"), (2, "cython"), (1, "numpy")])
-def test_same_weights_as_before_bit_for_bit(tmp_path, reference_weights, workers, backend):
+def test_same_weights_as_before(tmp_path, reference_weights, workers, backend):
     run_dir = str(tmp_path / "run")
     run_train(run_dir, *SETTINGS, "--backend", backend, episodes=6, hidden=3, workers=workers)
-    assert_bitwise_equal(run_dir, reference_weights, backend)
+    assert_same_weights(run_dir, reference_weights, backend)
 
 
 @pytest.fixture
@@ -59,7 +66,7 @@ def test_a_format_1_run_resumes_exactly_and_is_saved_as_format_2(v1_run, referen
     result = run_fastpg("train", "--run-dir", v1_run, "--resume", "--episodes", 6, "--workers", 1,
                         cwd=os.path.dirname(v1_run))
     assert result.returncode == 0, result.stderr
-    assert_bitwise_equal(v1_run, reference_weights, "cython")
+    assert_same_weights(v1_run, reference_weights, "cython")
     state = load_state(v1_run)
     assert state["format"] == checkpoint.FORMAT and state["episodes"] == 6
     assert state["config"]["algo"] == "reinforce"
