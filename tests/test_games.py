@@ -14,7 +14,7 @@ import pytest
 from fastpg import reference
 from fastpg.backends import get_backend
 from fastpg.config import Config
-from fastpg.env import AtariGame, EnvError
+from fastpg.env import AtariGame
 from fastpg.games import KNOWN_GAMES, FrameRule, _generic_profile, action_names, game_profile, resolve_actions
 from fastpg.reinforce import Reinforce
 

@@ -65,6 +65,14 @@ def test_run_labels_disambiguate_equal_names(tmp_path):
     assert viz.run_labels(paths) == [paths[0], paths[1], "x"]
 
 
+def test_runs_past_ten_keep_distinct_styles():
+    from fastpg.viz.curves import run_style
+
+    styles = [(run_style(i)["color"], run_style(i)["linestyle"]) for i in range(40)]
+    assert len(set(styles)) == 40
+    assert run_style(10)["color"] == run_style(0)["color"] and run_style(10)["linestyle"] != "-"
+
+
 # ---------------------------------------------------------------------------- weights
 
 def test_weights_writes_the_w1_grid_and_the_w2_chart(tiny_run, tmp_path):

@@ -40,12 +40,20 @@ def run_labels(paths):
     return [name if names.count(name) == 1 else os.path.normpath(path) for name, path in zip(names, paths)]
 
 
+LINE_STYLES = ("-", "--", ":", "-.")  # after matplotlib's 10 colours, the next runs repeat them dashed, ...
+
+
+def run_style(i):
+    """The colour and line style of the i-th run: distinct for the first 40 runs."""
+    return {"color": f"C{i % 10}", "linestyle": LINE_STYLES[(i // 10) % len(LINE_STYLES)]}
+
+
 UPDATE_PANELS = (("kl", "mean KL(old || new) per update"), ("entropy", "policy entropy (nats)"),
                  ("value_loss", "value loss, (V - R)^2 / 2"), ("explained_variance", "explained variance of returns"))
 
 
 def plot_curves(paths, output, updates=False):
-    """Plot running and episode reward against episodes, wall-clock time and env steps; one colour a run.
+    """Plot running and episode reward against episodes, wall-clock time and env steps; one colour and line style a run.
 
     With ``updates``, a second row shows the update statistics (runs without them draw nothing there).
     """
@@ -70,14 +78,14 @@ def plot_curves(paths, output, updates=False):
     for ax, (column, factor, label) in zip(axes, x_axes):
         for i, curve in enumerate(curves):
             x = curve[column] * factor
-            ax.plot(x, curve["reward"], ".", color=f"C{i}", alpha=0.3, markersize=3.5, markeredgewidth=0,
-                    rasterized=True)
-            ax.plot(x, curve["running_reward"], color=f"C{i}", linewidth=1.8)
+            ax.plot(x, curve["reward"], ".", color=run_style(i)["color"], alpha=0.3, markersize=3.5,
+                    markeredgewidth=0, rasterized=True)
+            ax.plot(x, curve["running_reward"], linewidth=1.8, **run_style(i))
         ax.set_xlabel(label)
         ax.grid(True, alpha=0.3)
     axes[2].xaxis.set_major_formatter(EngFormatter())
     axes[0].set_ylabel("score per episode (in Pong, points won - lost)")
-    handles = [Line2D([], [], color=f"C{i}", linewidth=1.8, label=name)
+    handles = [Line2D([], [], linewidth=1.8, label=name, **run_style(i))
                for i, name in enumerate(run_labels(paths))]
     handles += [Line2D([], [], color="0.3", linewidth=1.8, label="running reward (0.99 decay)"),
                 Line2D([], [], color="0.3", alpha=0.5, marker=".", linestyle="", label="episode reward")]
@@ -91,12 +99,12 @@ def plot_curves(paths, output, updates=False):
 
 
 def _plot_updates(axes, curves):
-    """Each update statistic against env steps, one colour a run (rows repeat an update's values)."""
+    """Each update statistic against env steps, one style a run (rows repeat an update's values)."""
     from matplotlib.ticker import EngFormatter
 
     for ax, (column, label) in zip(axes, UPDATE_PANELS):
         for i, curve in enumerate(curves):
-            ax.plot(curve["env_steps"], curve[column], color=f"C{i}", linewidth=1.0)
+            ax.plot(curve["env_steps"], curve[column], linewidth=1.0, **run_style(i))
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("environment steps")
         ax.xaxis.set_major_formatter(EngFormatter())
