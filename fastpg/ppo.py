@@ -63,7 +63,9 @@ class PPO:
         self.moments = {name: tuple(np.array(state[f"adam_{moment}_{name}"], order=array.order) for moment in "mv")
                         for name, array in spec.parameters().items()}
         self.grads = spec.zero_parameters()
-        self.before = spec.zero_parameters()  # the weights an update starts from, for its line search
+        # The weights an update starts from, for its line search. With lag the workers' copy is exactly
+        # that while the update runs (update() publishes the learner's weights just before it starts).
+        self.before = None if self.lagged else spec.zero_parameters()
         saved = saved or self.initial_json(config)
         self.adam_steps = int(saved["adam_steps"])
         self.lanes = [_lane_from_json(lane, state, i) for i, lane in enumerate(saved["lanes"])]
@@ -91,9 +93,9 @@ class PPO:
 
     @classmethod
     def working_bytes(cls, spec):
-        """Parameters, Adam's two moments, the gradient, an update's start and end (for the line search),
-        and with lag the learner's own weights."""
-        return 7 * spec.parameter_bytes()
+        """Parameters, Adam's two moments, the gradient, the end of an update (for the line search), and
+        its start: without lag a copy, with lag the learner's own weights (the workers' are the start)."""
+        return 6 * spec.parameter_bytes()
 
     @classmethod
     def initial_state(cls, spec, config):
@@ -200,8 +202,10 @@ class PPO:
         steps_before = self.adam_steps // (c.epochs * c.minibatches) * c.lanes * c.segment_steps
         learning_rate = decayed_learning_rate(c.learning_rate, steps_before, c.lr_decay_steps)
         shuffle = np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(UPDATE_SPAWN_KEY, self.adam_steps)))
-        for name, array in self.params.items():
-            self.before[name][...] = array
+        before = self.play_params if lagged else self.before
+        if not lagged:
+            for name, array in self.params.items():
+                before[name][...] = array
         stats, finite = {}, True
         for epoch in range(c.epochs):
             order = shuffle.permutation(len(rows))
@@ -218,7 +222,7 @@ class PPO:
         kl = self._kl(record, rows, old_logits, logits)
         fraction = 1.0
         if kl > c.max_kl:
-            kl, fraction = self._backtrack(self.before, record, rows, old_logits, logits)
+            kl, fraction = self._backtrack(before, record, rows, old_logits, logits)
             finite = False  # the line search's own arithmetic: check its weights
         return {"kl": kl, "entropy": stats["entropy"], "value_loss": stats["value_loss"],
                 "explained_variance": explained, "clip_fraction": stats["clip_fraction"],

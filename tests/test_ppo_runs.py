@@ -248,6 +248,20 @@ def test_an_update_keeps_the_kl_within_max_kl():
     assert free.last_stats["kl"] == pytest.approx(free_kl, rel=0, abs=1e-12)
 
 
+def test_with_lag_the_line_search_starts_from_the_weights_the_workers_play():
+    max_kl = 0.0003
+    learner, params, segments = _learner_and_batch(max_kl, policy_lag=1)
+    before = {name: array.copy() for name, array in params.items()}  # the workers' weights, the learner's too
+    learner.update(RunState())  # publishes the learner's weights, then learns from the batch in a thread
+    learner.flush()
+    for name, array in params.items():  # the line search read the workers' copy and left it alone
+        np.testing.assert_array_equal(array, before[name], err_msg=name)
+    kl = _measured_kl(segments, before, learner.params)
+    assert learner.learned_stats["step_fraction"] < 1  # the limit acted
+    assert 0 < kl <= max_kl
+    assert learner.learned_stats["kl"] == pytest.approx(kl, rel=0, abs=1e-12)
+
+
 def test_kl_of_every_update_of_a_run_is_within_the_default_limit(ppo_run):
     max_kl = Config(algo="ppo").max_kl
     rows = metric_rows(ppo_run[0])
