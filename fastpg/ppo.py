@@ -93,8 +93,9 @@ class PPO:
 
     @classmethod
     def working_bytes(cls, spec):
-        """Parameters, Adam's two moments, the gradient, the end of an update (for the line search), and
-        its start: without lag a copy, with lag the learner's own weights (the workers' are the start)."""
+        """Six copies of the parameters: the weights, Adam's two moments, the gradient, and the line
+        search's two ends. Its start is a copy without lag; with lag it is the workers' weights, and the
+        sixth copy is the learner's own weights."""
         return 6 * spec.parameter_bytes()
 
     @classmethod
