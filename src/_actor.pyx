@@ -481,7 +481,7 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
     cdef Py_ssize_t n_entries = 0, p, e
     for i in range(n_steps):
         n_entries += off[row_view[i] + 1] - off[row_view[i]]
-    cdef double* work = <double*>malloc((H + 3 * A) * sizeof(double))
+    cdef double* work = <double*>malloc((2 * H + 3 * A) * sizeof(double))
     cdef double* dh_rows = <double*>malloc(n_steps * H * sizeof(double))
     cdef Py_ssize_t* column_starts = <Py_ssize_t*>malloc((N_PIXELS + 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t* cursor = <Py_ssize_t*>malloc(N_PIXELS * sizeof(Py_ssize_t))
@@ -492,8 +492,8 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
         _free_backward_buffers(work, dh_rows, column_starts, cursor, entry_rows, entry_signs)
         raise MemoryError()
     cdef double* h = work
-    cdef double* dh  # this row's, in dh_rows
-    cdef double* logits = work + H
+    cdef double* dh
+    cdef double* logits = work + 2 * H
     cdef double* logp = logits + A
     cdef double* d_logits = logp + A
     with nogil:

@@ -39,14 +39,18 @@ FASTPG_CLONES static int adam_step(double *restrict w, const double *restrict g,
     return non_finite == 0;
 }
 
-/* Columns (and ppo_backward's rows of dh) are H contiguous doubles scattered over megabytes: the
- * hardware prefetcher does not guess the next one, so the loops below ask for the one PREFETCH_AHEAD
- * places ahead while they work on this one. Prefetching changes no arithmetic. */
+/* Columns are H contiguous doubles scattered over a 10 MB matrix: the hardware prefetcher does not
+ * guess the next one, so the loops below ask for the column PREFETCH_AHEAD places ahead while they
+ * work on this one. Prefetching changes no arithmetic. */
 #define PREFETCH_AHEAD 2
-static inline void prefetch_column(const double *column, ptrdiff_t H)
+static inline void prefetch_column(const double *column, ptrdiff_t H, int for_writing)
 {
-    for (ptrdiff_t byte = 0; byte < H * (ptrdiff_t)sizeof(double); byte += 64)
-        __builtin_prefetch((const char *)column + byte, 0, 3);
+    for (ptrdiff_t byte = 0; byte < H * (ptrdiff_t)sizeof(double); byte += 64) {
+        if (for_writing)
+            __builtin_prefetch((const char *)column + byte, 1, 3);
+        else
+            __builtin_prefetch((const char *)column + byte, 0, 3);
+    }
 }
 
 /* h[:H] += signs[k] * (column indices[k] of W)[:H] for k = 0 .. nnz - 1 in order;
@@ -58,9 +62,24 @@ FASTPG_CLONES static void add_signed_columns(double *restrict h, const double *r
         const double *column = W + (ptrdiff_t)indices[k] * H;
         const double s = (double)signs[k];
         if (k + PREFETCH_AHEAD < nnz)
-            prefetch_column(W + (ptrdiff_t)indices[k + PREFETCH_AHEAD] * H, H);
+            prefetch_column(W + (ptrdiff_t)indices[k + PREFETCH_AHEAD] * H, H, 0);
         for (ptrdiff_t j = 0; j < H; j++)
             h[j] += s * column[j];
+    }
+}
+
+/* (column indices[k] of G)[:H] += signs[k] * d[:H] for k = 0 .. nnz - 1 in order
+ * (a column may repeat); G is Fortran-ordered like W above. */
+FASTPG_CLONES static void scatter_signed(double *restrict G, const double *restrict d, ptrdiff_t H,
+                                         const int16_t *indices, const int8_t *signs, ptrdiff_t nnz)
+{
+    for (ptrdiff_t k = 0; k < nnz; k++) {
+        double *column = G + (ptrdiff_t)indices[k] * H;
+        const double s = (double)signs[k];
+        if (k + PREFETCH_AHEAD < nnz)
+            prefetch_column(G + (ptrdiff_t)indices[k + PREFETCH_AHEAD] * H, H, 1);
+        for (ptrdiff_t j = 0; j < H; j++)
+            column[j] += d[j] * s;
     }
 }
 
@@ -74,7 +93,7 @@ FASTPG_CLONES static void add_signed_rows(double *restrict column, const double 
         const double *row = D + (ptrdiff_t)rows[k] * H;
         const double s = (double)signs[k];
         if (k + PREFETCH_AHEAD < n)
-            prefetch_column(D + (ptrdiff_t)rows[k + PREFETCH_AHEAD] * H, H);
+            prefetch_column(D + (ptrdiff_t)rows[k + PREFETCH_AHEAD] * H, H, 0);
         for (ptrdiff_t j = 0; j < H; j++)
             column[j] += row[j] * s;
     }
