@@ -22,8 +22,8 @@ cdef extern from "wide_loops.h" nogil:
                   double beta1, double beta2, double eps, double m_scale, double v_scale)
     void add_signed_columns(double* h, const double* columns, Py_ssize_t H, const int16_t* indices,
                             const int8_t* signs, Py_ssize_t nnz)
-    void add_signed_rows(double* column, const double* D, Py_ssize_t H, const int32_t* rows,
-                         const int8_t* signs, Py_ssize_t n)
+    void scatter_signed(double* columns, const double* d, Py_ssize_t H, const int16_t* indices,
+                        const int8_t* signs, Py_ssize_t nnz)
 
 cdef enum:
     UNKNOWN_COLOUR = 2  # a lut entry not filled yet
@@ -416,16 +416,6 @@ def actor_critic_forward(params, indices, signs, offsets, logits, values):
     free(h)
 
 
-cdef void _free_backward_buffers(double* work, double* dh_rows, Py_ssize_t* column_starts, Py_ssize_t* cursor,
-                                 int32_t* entry_rows, int8_t* entry_signs) noexcept nogil:
-    free(work)
-    free(dh_rows)
-    free(column_starts)
-    free(cursor)
-    free(entry_rows)
-    free(entry_signs)
-
-
 def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advantages, returns,
                  double clip, double vf_coef, double ent_coef, grads):
     """The gradient of the mean PPO loss over a minibatch, written into grads (zeroed first).
@@ -442,8 +432,6 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
     M = rows.shape[0]
     if M < 1:
         raise ValueError("a minibatch needs at least one row")
-    if M > 2**31 - 1:
-        raise ValueError(f"a minibatch has at most 2**31 - 1 rows, got {M}")
     if rows.min() < 0 or rows.max() >= n_rows:
         raise ValueError(f"rows must lie in [0, {n_rows}) (rows of the record)")
     _validate.as_array("choices", choices)
@@ -474,29 +462,16 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
     cdef Py_ssize_t n_steps = M
     cdef double scale = 1.0 / M, ratio, clipped, surrogate, d_logp_a, value, d_value, entropy, g
     cdef double sum_policy = 0.0, sum_value = 0.0, sum_entropy = 0.0, n_clipped = 0.0
-    # The W1 gradient is summed in two phases. First each row's hidden gradient dh goes into dh_rows;
-    # then, column by column, each pixel's column adds the signed dh of the rows that have it, in row
-    # order: the same terms in the same order as a scatter row by row, so the same bits, but every
-    # column is written once instead of read and written back for each row that touches it.
-    cdef Py_ssize_t n_entries = 0, p, e
-    for i in range(n_steps):
-        n_entries += off[row_view[i] + 1] - off[row_view[i]]
     cdef double* work = <double*>malloc((2 * H + 3 * A) * sizeof(double))
-    cdef double* dh_rows = <double*>malloc(n_steps * H * sizeof(double))
-    cdef Py_ssize_t* column_starts = <Py_ssize_t*>malloc((N_PIXELS + 1) * sizeof(Py_ssize_t))
-    cdef Py_ssize_t* cursor = <Py_ssize_t*>malloc(N_PIXELS * sizeof(Py_ssize_t))
-    cdef int32_t* entry_rows = <int32_t*>malloc((n_entries + 1) * sizeof(int32_t))
-    cdef int8_t* entry_signs = <int8_t*>malloc(n_entries + 1)
-    if (work == NULL or dh_rows == NULL or column_starts == NULL or cursor == NULL or entry_rows == NULL
-            or entry_signs == NULL):
-        _free_backward_buffers(work, dh_rows, column_starts, cursor, entry_rows, entry_signs)
+    if work == NULL:
         raise MemoryError()
     cdef double* h = work
-    cdef double* dh
+    cdef double* dh = work + H
     cdef double* logits = work + 2 * H
     cdef double* logp = logits + A
     cdef double* d_logits = logp + A
     with nogil:
+        gW1[:, :] = 0.0
         gW_pi[:, :] = 0.0
         gb1[:] = 0.0
         gb_pi[:] = 0.0
@@ -504,7 +479,6 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
         gb_v[:] = 0.0
         for i in range(n_steps):
             t = row_view[i]
-            dh = dh_rows + i * H
             hidden_layer(&net, &idx[0] + off[t] if off[t + 1] > off[t] else NULL,
                          &sgn[0] + off[t] if off[t + 1] > off[t] else NULL, off[t + 1] - off[t], h)
             value = heads(&net, h, logits)
@@ -538,30 +512,9 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
                 if h[j] <= 0.0:
                     dh[j] = 0.0
             add_scaled(&gb1[0], dh, 1.0, H)
-        # Each pixel's entries, in (row, entry) order: a stable counting sort by pixel.
-        for p in range(N_PIXELS + 1):
-            column_starts[p] = 0
-        for i in range(n_steps):
-            t = row_view[i]
-            for e in range(off[t], off[t + 1]):
-                column_starts[idx[e] + 1] += 1
-        for p in range(N_PIXELS):
-            column_starts[p + 1] += column_starts[p]
-            cursor[p] = column_starts[p]
-        for i in range(n_steps):
-            t = row_view[i]
-            for e in range(off[t], off[t + 1]):
-                p = idx[e]
-                entry_rows[cursor[p]] = <int32_t>i
-                entry_signs[cursor[p]] = sgn[e]
-                cursor[p] += 1
-        for p in range(N_PIXELS):
-            for j in range(H):
-                gW1[j, p] = 0.0
-            if column_starts[p + 1] > column_starts[p]:
-                add_signed_rows(&gW1[0, p], dh_rows, H, entry_rows + column_starts[p],
-                                entry_signs + column_starts[p], column_starts[p + 1] - column_starts[p])
-    _free_backward_buffers(work, dh_rows, column_starts, cursor, entry_rows, entry_signs)
+            if off[t + 1] > off[t]:
+                scatter_signed(&gW1[0, 0], dh, H, &idx[0] + off[t], &sgn[0] + off[t], off[t + 1] - off[t])
+    free(work)
     loss = (sum_policy + vf_coef * sum_value - ent_coef * sum_entropy) / M
     stats = {"policy_loss": sum_policy / M, "value_loss": sum_value / M, "entropy": sum_entropy / M,
              "clip_fraction": n_clipped / M}

@@ -83,20 +83,4 @@ FASTPG_CLONES static void scatter_signed(double *restrict G, const double *restr
     }
 }
 
-/* column[:H] += signs[k] * (row rows[k] of D)[:H] for k = 0 .. n - 1 in order; D is (M, H) C-ordered.
- * ppo_backward's second phase: one column of W1's gradient gets all its terms while it sits in L1,
- * instead of each row's scatter reading and writing back every column it touches. */
-FASTPG_CLONES static void add_signed_rows(double *restrict column, const double *restrict D, ptrdiff_t H,
-                                          const int32_t *rows, const int8_t *signs, ptrdiff_t n)
-{
-    for (ptrdiff_t k = 0; k < n; k++) {
-        const double *row = D + (ptrdiff_t)rows[k] * H;
-        const double s = (double)signs[k];
-        if (k + PREFETCH_AHEAD < n)
-            prefetch_column(D + (ptrdiff_t)rows[k + PREFETCH_AHEAD] * H, H, 0);
-        for (ptrdiff_t j = 0; j < H; j++)
-            column[j] += row[j] * s;
-    }
-}
-
 #endif
