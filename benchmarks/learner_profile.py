@@ -2,7 +2,7 @@
 
 Plays one batch at the defaults (16 lanes x 128 steps of ALE/Pong-v5 with the
 initial weights), then makes N updates from it with --policy-lag 0 (the same
-arithmetic as the default lag 1, in this thread) and prints the thread CPU
+kernels as the default lag 1, but in this thread) and prints the thread CPU
 time per update of each kernel the learner calls, and of the rest (numpy and
 Python between the kernels, and at lag 0 the copy of the weights the line
 search may step back to). Thread CPU time leaves out other processes, but a

@@ -203,8 +203,10 @@ class PPO:
         steps_before = self.adam_steps // (c.epochs * c.minibatches) * c.lanes * c.segment_steps
         learning_rate = decayed_learning_rate(c.learning_rate, steps_before, c.lr_decay_steps)
         shuffle = np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(UPDATE_SPAWN_KEY, self.adam_steps)))
-        before = self.play_params if lagged else self.before
-        if not lagged:
+        if lagged:
+            before = self.play_params
+        else:
+            before = self.before
             for name, array in self.params.items():
                 before[name][...] = array
         stats, finite = {}, True
