@@ -14,7 +14,9 @@ rounds (medians reported):
 With --algo ppo, two more in-process runs with 2 workers, of --steps and 3x
 --steps, split the CPU time per env step between the learner (this process)
 and the workers, in the steady state: over the steps the longer run adds.
---only-w1 measures the bare loop and --workers 1 alone.
+--only-w1 measures the bare loop and --workers 1 alone. With --algo ppo,
+--epochs and --minibatches measure every training configuration at those
+settings instead of the defaults (to weigh a candidate's speed).
 Training throughput is steady state: env steps between the first and the last
 row of metrics.csv over the seconds between them (worker start-up excluded).
 CPU per step is the CPU time (user + system) of every process involved, per
@@ -81,24 +83,25 @@ def train_rate(env_id, n_steps, workers, backend, algo="reinforce", *settings):
     return steps / (m["seconds"][-1] - m["seconds"][0]), cpu / m["env_steps"][-1]
 
 
-def learner_share(env_id, n_steps, workers=2):
+def learner_share(env_id, n_steps, overrides, workers=2):
     """(learner, worker) CPU seconds per env step of an in-process ppo run in its steady state: this process vs
     its children, over the env steps that a run of 3 n_steps plays beyond one of n_steps (start-up, the
     workers' included, and the final checkpoint cost both runs the same and cancel)."""
-    short, long = (_cpu_split(env_id, steps, workers) for steps in (n_steps, 3 * n_steps))
+    short, long = (_cpu_split(env_id, steps, overrides, workers) for steps in (n_steps, 3 * n_steps))
     steps = long[2] - short[2]
     return (long[0] - short[0]) / steps, (long[1] - short[1]) / steps
 
 
-def _cpu_split(env_id, n_steps, workers):
-    """(learner CPU seconds, workers' CPU seconds, env steps) of one in-process ppo run."""
+def _cpu_split(env_id, n_steps, overrides, workers):
+    """(learner CPU seconds, workers' CPU seconds, env steps) of one in-process ppo run with these Config
+    overrides."""
     from fastpg.train import train
 
     with tempfile.TemporaryDirectory() as tmp:
         self_before = resource.getrusage(resource.RUSAGE_SELF)
         children_before = children_cpu_seconds()
-        outcome = train({"algo": "ppo", "env": env_id}, os.path.join(tmp, "run"), max_steps=n_steps, workers=workers,
-                        progress_stream=open(os.devnull, "w"))
+        outcome = train({"algo": "ppo", "env": env_id, **overrides}, os.path.join(tmp, "run"), max_steps=n_steps,
+                        workers=workers, progress_stream=open(os.devnull, "w"))
         self_after = resource.getrusage(resource.RUSAGE_SELF)
         learner = (self_after.ru_utime + self_after.ru_stime) - (self_before.ru_utime + self_before.ru_stime)
         worker = children_cpu_seconds() - children_before
@@ -114,7 +117,13 @@ def main():
     parser.add_argument("--only-w1", action="store_true",
                         help="measure only the bare loop and --workers 1 (no --workers 2, numpy or learner split)")
     parser.add_argument("--json", help="also write the raw numbers here")
+    for name in ("epochs", "minibatches"):
+        parser.add_argument(f"--{name}", type=int, help=f"ppo: train with this --{name} (default: the default's)")
     args = parser.parse_args()
+    overrides = {name: getattr(args, name) for name in ("epochs", "minibatches") if getattr(args, name) is not None}
+    if overrides and args.algo != "ppo":
+        parser.error("--epochs and --minibatches are ppo settings: add --algo ppo")
+    setting_args = [arg for name, value in overrides.items() for arg in (f"--{name}", str(value))]
 
     ppo = args.algo == "ppo"
     configs = {"bare": None, "w1": (1, "cython"), "numpy": (1, "numpy"), "w2": (2, "cython")}
@@ -133,11 +142,12 @@ def main():
                 rate, cpu_per_step = bare_loop(args.env, args.steps, actions, screen="palette" if ppo else "rgb")
             else:
                 workers, backend, *settings = setting
-                rate, cpu_per_step = train_rate(args.env, args.steps, workers, backend, args.algo, *settings)
+                rate, cpu_per_step = train_rate(args.env, args.steps, workers, backend, args.algo, *settings,
+                                                *setting_args)
             rates[key].append(rate)
             cpu[key].append(cpu_per_step)
         if ppo and not args.only_w1:
-            shares.append(learner_share(args.env, args.steps))
+            shares.append(learner_share(args.env, args.steps, overrides))
     med = {k: statistics.median(v) for k, v in rates.items()}
     med_cpu = {k: statistics.median(v) * 1e6 for k, v in cpu.items()}
     peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -157,7 +167,7 @@ def main():
             ("`--workers 2` / `--workers 1`", "w2", "w1", ">= 1.6"),
         ]
     rows = [(label, med[a] / med[b], target) for label, a, b, target in rows if a in med and b in med]
-    print(f"{args.env}, --algo {args.algo}, {args.steps} steps per measurement, median of {args.repeats} interleaved rounds, "
+    print(f"{args.env}, --algo {args.algo} {' '.join(setting_args)}, {args.steps} steps per measurement, median of {args.repeats} interleaved rounds, "
           f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}\n")
     print("| configuration | env steps/s (median) | all rounds | CPU µs per step (median) |")
     print("|---|---|---|---|")

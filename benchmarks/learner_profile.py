@@ -42,8 +42,11 @@ class TimedBackend:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=10, help="updates to time (default 10)")
+    parser.add_argument("--epochs", type=int, help="passes over the batch (default: the training default)")
+    parser.add_argument("--minibatches", type=int, help="Adam steps per pass (default: the training default)")
     args = parser.parse_args()
-    config = Config(algo="ppo", policy_lag=0)
+    overrides = {name: getattr(args, name) for name in ("epochs", "minibatches") if getattr(args, name) is not None}
+    config = Config(algo="ppo", policy_lag=0, **overrides)
     config.validate()
     spec = config.policy()
     params = spec.initial_parameters(config.seed)
