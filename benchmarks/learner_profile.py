@@ -1,12 +1,15 @@
-"""Where an actor-critic update's CPU time goes: `python benchmarks/learner_profile.py [--updates N]`.
+"""Where an actor-critic update's time goes: `python benchmarks/learner_profile.py [--updates N] [--threads T]`.
 
 Plays one batch at the defaults (16 lanes x 128 steps of ALE/Pong-v5 with the
 initial weights), then makes N updates from it with --policy-lag 0 (the same
-kernels as the default lag 1, but in this thread) and prints the thread CPU
-time per update of each kernel the learner calls, and of the rest (numpy and
+kernels as the default lag 1, but in this thread) and prints, per update, the
+wall time and the CPU time of the whole process (every thread of the kernels),
+the wall time of each kernel the learner calls, and of the rest (numpy and
 Python between the kernels, and at lag 0 the copy of the weights the line
-search may step back to). Thread CPU time leaves out other processes, but a
-busy machine still slows the memory-bound kernels: run it alone.
+search may step back to). --threads splits the kernels' work between that
+many threads (--learner-threads of `fastpg train`); --epochs and --minibatches
+change those settings. The kernels are memory bound and the clock is the
+wall's: run it alone.
 """
 import argparse
 import time
@@ -20,7 +23,7 @@ from fastpg.train import RunState
 
 
 class TimedBackend:
-    """A backend whose functions add their thread CPU time to ``seconds[name]``."""
+    """A backend whose functions add their wall time to ``seconds[name]``."""
 
     def __init__(self, backend):
         self._backend = backend
@@ -30,11 +33,11 @@ class TimedBackend:
         function = getattr(self._backend, name)
 
         def timed(*args, **kwargs):
-            start = time.thread_time()
+            start = time.perf_counter()
             try:
                 return function(*args, **kwargs)
             finally:
-                self.seconds[name] = self.seconds.get(name, 0.0) + time.thread_time() - start
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
         return timed
 
@@ -42,6 +45,7 @@ class TimedBackend:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=10, help="updates to time (default 10)")
+    parser.add_argument("--threads", type=int, default=1, help="threads of the learner's kernels (default 1)")
     parser.add_argument("--epochs", type=int, help="passes over the batch (default: the training default)")
     parser.add_argument("--minibatches", type=int, help="Adam steps per pass (default: the training default)")
     args = parser.parse_args()
@@ -50,22 +54,24 @@ def main():
     config.validate()
     spec = config.policy()
     params = spec.initial_parameters(config.seed)
-    backend = TimedBackend(get_backend("cython"))
+    backend = TimedBackend(get_backend("cython", threads=args.threads))
     learner = PPO(config, spec, params, {**params, **PPO.initial_state(spec, config)}, backend)
     player = LanePlayer(PlayerSettings(spec, config.env, unit="segment"), params)
     batch = [player.play(task) for task in learner.next_tasks(RunState())]
     steps = sum(len(segment["rewards"]) for segment in batch)
-    total = 0.0
+    wall = cpu = 0.0
     for _ in range(args.updates):
         for segment in batch:
             learner.observe(segment)
-        start = time.thread_time()
+        start, start_cpu = time.perf_counter(), time.process_time()
         learner.update(RunState())
-        total += time.thread_time() - start
+        wall += time.perf_counter() - start
+        cpu += time.process_time() - start_cpu
     per_update = {name: 1e3 * seconds / args.updates for name, seconds in backend.seconds.items()}
-    rest = 1e3 * total / args.updates - sum(per_update.values())
-    print(f"thread CPU per update of a {steps:,}-step batch, mean of {args.updates}: "
-          f"{1e3 * total / args.updates:.1f} ms ({1e6 * total / args.updates / steps:.1f} µs per env step)")
+    rest = 1e3 * wall / args.updates - sum(per_update.values())
+    print(f"per update of a {steps:,}-step batch with {args.threads} thread(s), mean of {args.updates}: "
+          f"wall {1e3 * wall / args.updates:.1f} ms ({1e6 * wall / args.updates / steps:.1f} µs per env step), "
+          f"CPU {1e3 * cpu / args.updates:.1f} ms")
     for name, ms in sorted(per_update.items(), key=lambda item: -item[1]):
         print(f"  {name:22s} {ms:6.1f} ms")
     print(f"  {'the rest':22s} {rest:6.1f} ms")

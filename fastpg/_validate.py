@@ -153,6 +153,13 @@ def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
+def positive_int(name, value):
+    """value as an int, which must be at least 1."""
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def first_row(value, name="first_row"):
     """The first of the 160 screen rows a frame rule reads, as an int; the rows must fit on the screen."""
     if not (type(value) is int or _is_int(value)) or not 0 <= value <= MAX_FIRST_ROW:  # fast path: a plain int

@@ -6,6 +6,8 @@ same driver, as the baseline. Both record episodes in the same sparse format
 (see :class:`fastpg.kernels.PolicyStepper`), so a run's result does not depend
 on the backend beyond float rounding.
 """
+import functools
+
 import numpy as np
 
 from . import _validate, reference
@@ -231,14 +233,21 @@ class Backend:
 BACKENDS = ("cython", "numpy")
 
 
-def get_backend(name):
+def get_backend(name, threads=1):
+    """The backend called name. threads: how many threads the compiled actor-critic learner's kernels
+    (forward, backward, Adam) split their work between; the results are the same for any count. The numpy
+    backend runs in one."""
+    threads = _validate.positive_int("threads", threads)
     if name == "cython":
         from . import kernels
 
+        def threaded(kernel):
+            return kernel if threads == 1 else functools.partial(kernel, threads=threads)
+
         return Backend(name, kernels.PolicyStepper, kernels.discount_rewards,
                        kernels.sparse_backward, kernels.rmsprop_update, kernels.preprocess,
-                       kernels.ActorStepper, kernels.actor_critic_forward, kernels.ppo_backward,
-                       kernels.adam_update, kernels.gae)
+                       kernels.ActorStepper, threaded(kernels.actor_critic_forward), threaded(kernels.ppo_backward),
+                       threaded(kernels.adam_update), kernels.gae)
     if name == "numpy":
         return Backend(name, NumpyStepper, reference.discount_rewards,
                        numpy_sparse_backward, reference.rmsprop_update, reference.preprocess,

@@ -54,6 +54,10 @@ def _add_train_parser(subparsers):
                      help="play on Ray actors: with no ADDRESS or 'local', start Ray on this machine; "
                           "'auto' or HOST:PORT joins a cluster started with `ray start` "
                           '(needs the extra: pip install "fastpg[ray]")')
+    run.add_argument("--learner-threads", type=int, default=1,
+                     help="threads of the actor-critic learner's kernels; any count gives the same result. "
+                          "Worth more than 1 only on cores the workers leave free (e.g. 16 cores: --workers 12 "
+                          "--learner-threads 4); REINFORCE's learner runs in one")
     run.add_argument("--backend", choices=BACKENDS, default="cython",
                      help="compiled kernels, or the pure-numpy reference (same results, slower)")
     run.add_argument("--checkpoint-every", type=int, default=100,
@@ -86,7 +90,8 @@ def _run_train(args):
     try:
         _, interrupted = train(overrides, run_dir, resume=args.resume, episodes=args.episodes,
                                max_steps=args.max_steps, max_minutes=args.max_minutes, workers=workers,
-                               backend=args.backend, checkpoint_every=args.checkpoint_every, ray_address=args.ray)
+                               backend=args.backend, checkpoint_every=args.checkpoint_every, ray_address=args.ray,
+                               learner_threads=args.learner_threads)
     except (CheckpointError, EnvError) as exc:
         raise TrainingError(str(exc)) from None
     return 130 if interrupted else 0

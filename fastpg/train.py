@@ -80,7 +80,8 @@ class StopRule:
 
 
 def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None, max_minutes=None,
-          workers=None, backend="cython", checkpoint_every=100, progress_stream=None, ray_address=None):
+          workers=None, backend="cython", checkpoint_every=100, progress_stream=None, ray_address=None,
+          learner_threads=1):
     """Train (or resume) the run in run_dir. Returns a :class:`TrainingOutcome` (state, interrupted).
 
     config_overrides: Config fields given by the user (None = default, or the
@@ -90,15 +91,17 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
     (state.seconds, which counts the time before a resume). ray_address:
     play on Ray actors instead of local processes ("local" starts Ray here,
     "auto" or "host:port" joins a cluster); workers=None then means one actor
-    per CPU of the cluster.
+    per CPU of the cluster. learner_threads: threads of the actor-critic
+    learner's kernels (the same result for any count; REINFORCE's learner
+    runs in one).
 
     Raises TrainingError (one line) for bad options or run directories, and
     DivergedError when an update turns any array non-finite; the run's last
     checkpoint then stays as it was.
     """
     stop_rule = StopRule(episodes, max_steps, max_minutes)
-    workers = _check_options(stop_rule, workers, checkpoint_every, ray_address)
-    backend_impl = get_backend(backend)
+    workers = _check_options(stop_rule, workers, checkpoint_every, ray_address, learner_threads)
+    backend_impl = get_backend(backend, threads=learner_threads)
     if resume:
         config, state, arrays, saved_json = _resume_run(run_dir, config_overrides)
     else:
@@ -144,11 +147,12 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
     return TrainingOutcome(state, interrupted)
 
 
-def _check_options(stop_rule, workers, checkpoint_every, ray_address):
+def _check_options(stop_rule, workers, checkpoint_every, ray_address, learner_threads):
     """Check the options that are not settings of the run; returns the worker count (None: Ray decides)."""
     if workers is None and ray_address is None:
         workers = os.cpu_count() or 1
-    for name, value in (("--workers", workers), ("--checkpoint-every", checkpoint_every)):
+    for name, value in (("--workers", workers), ("--checkpoint-every", checkpoint_every),
+                        ("--learner-threads", learner_threads)):
         if value is not None and value < 1:
             raise TrainingError(f"{name} must be at least 1, got {value}")
     stop_rule.validate()

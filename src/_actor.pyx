@@ -6,6 +6,13 @@ actions and a value head: h = relu(W1 x + b1), logits = W_pi h + b_pi,
 value = w_v . h + b_v. Inputs are the sparse +-1 difference frames of
 :mod:`fastpg._rollout`'s record format, so every pass touches only the
 non-zero pixels' columns of W1. fastpg.reference states the same math densely.
+
+The learner's kernels take ``threads``: they split their work between that
+many OpenMP threads so that every number is computed by the same operations
+in the same order whatever the count, and the results are bit-identical
+(rows of the forward are independent; the backward's gradient sums over rows
+are split by hidden unit, each thread summing all rows for its units; Adam
+is elementwise). Without OpenMP at build time they run in one thread.
 """
 import numpy as np
 
@@ -15,18 +22,22 @@ from fastpg.constants import PONG_FIRST_ROW
 from fastpg_common cimport N_COLS, N_PIXELS, N_ROWS, add_scaled, grow, int8_t, int16_t, int32_t, int64_t, uint8_t
 from libc.math cimport NAN, exp, log, pow
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memset
+from cython.parallel cimport prange, threadid
 
 cdef extern from "wide_loops.h" nogil:
     int adam_step(double* w, const double* g, double* m, double* v, Py_ssize_t n, double learning_rate,
                   double beta1, double beta2, double eps, double m_scale, double v_scale)
     void add_signed_columns(double* h, const double* columns, Py_ssize_t H, const int16_t* indices,
                             const int8_t* signs, Py_ssize_t nnz)
-    void scatter_signed(double* columns, const double* d, Py_ssize_t H, const int16_t* indices,
-                        const int8_t* signs, Py_ssize_t nnz)
+    void scatter_signed(double* columns, const double* d, Py_ssize_t n, Py_ssize_t stride,
+                        const int16_t* indices, const int8_t* signs, Py_ssize_t nnz)
 
 cdef enum:
     UNKNOWN_COLOUR = 2  # a lut entry not filled yet
+    LINE_DOUBLES = 8  # a 64-byte cache line: threads split the hidden units in whole lines
+    SERIAL_ADAM = 1 << 16  # arrays shorter than this are not worth waking threads for
+    ROW_CHUNK = 64  # ppo_backward's rows per pass of its two phases: their h and dh stay in the cache
 
 
 cdef struct Net:
@@ -390,10 +401,20 @@ def _check_record(indices, signs, offsets):
     return n_rows
 
 
-def actor_critic_forward(params, indices, signs, offsets, logits, values):
-    """Fill logits (R, A) and values (R,) for every row of a sparse record, in place."""
+cdef inline const int16_t* row_indices(const int16_t* idx, const int32_t* off, Py_ssize_t t) noexcept nogil:
+    return idx + off[t] if off[t + 1] > off[t] else NULL
+
+
+cdef inline const int8_t* row_signs(const int8_t* sgn, const int32_t* off, Py_ssize_t t) noexcept nogil:
+    return sgn + off[t] if off[t + 1] > off[t] else NULL
+
+
+def actor_critic_forward(params, indices, signs, offsets, logits, values, threads=1):
+    """Fill logits (R, A) and values (R,) for every row of a sparse record, in place (rows split
+    between ``threads`` threads)."""
     cdef Net net = _net(params)
     n_rows = _check_record(indices, signs, offsets)
+    cdef Py_ssize_t T = _validate.positive_int("threads", threads)
     _validate.float_matrix("logits", logits, {0: (n_rows, "rows of the record"), 1: (net.A, "actions")})
     _validate.float_vector("values", values, n_rows, "rows of the record")
     for name, arr in (("logits", logits), ("values", values)):
@@ -405,28 +426,114 @@ def actor_critic_forward(params, indices, signs, offsets, logits, values):
     cdef double[:, ::1] out_logits = logits
     cdef double[::1] out_values = values
     cdef Py_ssize_t t, R = n_rows
-    cdef double* h = <double*>malloc(net.H * sizeof(double))
-    if h == NULL:
+    cdef const int16_t* idx_ptr = &idx[0] if idx.shape[0] else NULL
+    cdef const int8_t* sgn_ptr = &sgn[0] if sgn.shape[0] else NULL
+    cdef double* h
+    cdef double* hs = <double*>malloc(T * net.H * sizeof(double))  # one hidden layer per thread
+    if hs == NULL:
         raise MemoryError()
     with nogil:
-        for t in range(R):
-            hidden_layer(&net, &idx[0] + off[t] if off[t + 1] > off[t] else NULL,
-                         &sgn[0] + off[t] if off[t + 1] > off[t] else NULL, off[t + 1] - off[t], h)
+        for t in prange(R, num_threads=T, schedule="static"):
+            h = hs + threadid() * net.H
+            hidden_layer(&net, row_indices(idx_ptr, &off[0], t), row_signs(sgn_ptr, &off[0], t),
+                         off[t + 1] - off[t], h)
             out_values[t] = heads(&net, h, &out_logits[t, 0])
-    free(h)
+    free(hs)
+
+
+cdef struct RowTerms:
+    # What one minibatch row adds to the loss, and its gradient with respect to its logits and value.
+    double surrogate, value_term, entropy, clipped, d_value
+
+
+cdef void row_backward(const Net* net, const int16_t* indices, const int8_t* signs, Py_ssize_t nnz,
+                       Py_ssize_t a, double lp_old, double adv, double ret, double clip, double vf_coef,
+                       double ent_coef, double scale, double* h, double* dh, double* logits, double* logp,
+                       double* d_logits, RowTerms* terms) noexcept nogil:
+    """One row of ppo_backward's first phase: its hidden layer h, its loss terms, d_logits (A,), and dh,
+    the loss gradient with respect to h's pre-activations (zero where the ReLU is off)."""
+    cdef Py_ssize_t H = net.H, A = net.A, j, k
+    cdef double value, entropy, ratio, clipped, d_logp_a, g
+    hidden_layer(net, indices, signs, nnz, h)
+    value = heads(net, h, logits)
+    entropy = log_softmax(logits, logp, A)
+    ratio = exp(logp[a] - lp_old)
+    clipped = min(max(ratio, 1.0 - clip), 1.0 + clip)
+    terms.surrogate = min(ratio * adv, clipped * adv)
+    terms.clipped = 0.0
+    if ratio * adv <= clipped * adv:
+        d_logp_a = -ratio * adv
+    else:
+        d_logp_a = 0.0
+        terms.clipped = 1.0
+    terms.value_term = 0.5 * (value - ret) * (value - ret)
+    terms.entropy = entropy
+    for k in range(A):
+        g = exp(logp[k])
+        d_logits[k] = (d_logp_a * ((1.0 if k == a else 0.0) - g) + ent_coef * g * (logp[k] + entropy)) * scale
+    terms.d_value = vf_coef * (value - ret) * scale
+    for j in range(H):
+        dh[j] = terms.d_value * net.w_v[j]
+    for k in range(A):
+        add_scaled(dh, net.W_pi + k * H, d_logits[k], H)
+    for j in range(H):
+        if h[j] <= 0.0:
+            dh[j] = 0.0
+
+
+cdef void zero_units(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t H, Py_ssize_t A, double* gW1, double* gW_pi,
+                     double* gw_v, double* gb1) noexcept nogil:
+    """Zero hidden units start:stop's entries of the gradients of W1, W_pi, w_v and b1."""
+    cdef Py_ssize_t n = stop - start, c, k
+    if n <= 0:
+        return
+    for c in range(N_PIXELS):
+        memset(gW1 + c * H + start, 0, n * sizeof(double))
+    for k in range(A):
+        memset(gW_pi + k * H + start, 0, n * sizeof(double))
+    memset(gw_v + start, 0, n * sizeof(double))
+    memset(gb1 + start, 0, n * sizeof(double))
+
+
+cdef void units_backward(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t H, Py_ssize_t A, Py_ssize_t first,
+                         Py_ssize_t last, const int64_t* rows, const int16_t* idx, const int8_t* sgn,
+                         const int32_t* off, const double* hs, const double* dhs, const RowTerms* terms,
+                         const double* d_logits, double* gW1, double* gW_pi, double* gw_v,
+                         double* gb1) noexcept nogil:
+    """ppo_backward's second phase for hidden units start:stop and minibatch rows first:last (whose h and
+    dh are hs and dhs, H apart): add the rows, in order, to those units' entries of the gradients of W1,
+    W_pi, w_v and b1."""
+    cdef Py_ssize_t n = stop - start, i, k, t
+    cdef const double* h
+    cdef const double* dh
+    if n <= 0:
+        return
+    for i in range(first, last):
+        t = rows[i]
+        h = hs + (i - first) * H + start
+        dh = dhs + (i - first) * H + start
+        for k in range(A):
+            add_scaled(gW_pi + k * H + start, h, d_logits[i * A + k], n)
+        add_scaled(gw_v + start, h, terms[i].d_value, n)
+        add_scaled(gb1 + start, dh, 1.0, n)
+        if off[t + 1] > off[t]:
+            scatter_signed(gW1 + start, dh, n, H, idx + off[t], sgn + off[t], off[t + 1] - off[t])
 
 
 def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advantages, returns,
-                 double clip, double vf_coef, double ent_coef, grads):
+                 double clip, double vf_coef, double ent_coef, grads, threads=1):
     """The gradient of the mean PPO loss over a minibatch, written into grads (zeroed first).
 
     rows int64 (M,): the record rows of the minibatch; choices uint8 (M,),
     logp_old, advantages, returns float64 (M,) are per minibatch step. grads:
     name -> array shaped as params. The loss is fastpg.reference.ppo_loss's.
-    Returns (loss, stats) as it does.
+    Returns (loss, stats) as it does. ``threads`` split the rows for the
+    forward part and the hidden units for the sums over rows (see the module
+    docstring), ROW_CHUNK rows at a time.
     """
     cdef Net net = _net(params)
     n_rows = _check_record(indices, signs, offsets)
+    cdef Py_ssize_t T = _validate.positive_int("threads", threads)
     rows = _validate.as_array("rows", rows)
     _validate.check_dtype("rows", rows, np.int64)
     M = rows.shape[0]
@@ -458,63 +565,57 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
     cdef const int64_t[::1] row_view = np.ascontiguousarray(rows)
     cdef const uint8_t[::1] choice_view = np.ascontiguousarray(choices)
     cdef const double[::1] lp_old = logp_old, adv = advantages, ret = returns
-    cdef Py_ssize_t H = net.H, A = net.A, i, j, a, k, t
-    cdef Py_ssize_t n_steps = M
-    cdef double scale = 1.0 / M, ratio, clipped, surrogate, d_logp_a, value, d_value, entropy, g
+    cdef const int16_t* idx_ptr = &idx[0] if idx.shape[0] else NULL
+    cdef const int8_t* sgn_ptr = &sgn[0] if sgn.shape[0] else NULL
+    cdef Py_ssize_t H = net.H, A = net.A, i, k, t, part, first, last
+    cdef Py_ssize_t n_steps = M, lines = (H + LINE_DOUBLES - 1) // LINE_DOUBLES
+    cdef double scale = 1.0 / M
     cdef double sum_policy = 0.0, sum_value = 0.0, sum_entropy = 0.0, n_clipped = 0.0
-    cdef double* work = <double*>malloc((2 * H + 3 * A) * sizeof(double))
-    if work == NULL:
+    # h and dh (H each) of ROW_CHUNK rows at a time (cache-sized), and per row its logits, log-probabilities
+    # and d_logits (A each) and its terms.
+    cdef double* work = <double*>malloc((2 * ROW_CHUNK * H + 3 * n_steps * A) * sizeof(double))
+    cdef RowTerms* terms = <RowTerms*>malloc(n_steps * sizeof(RowTerms))
+    if work == NULL or terms == NULL:
+        free(work)
+        free(terms)
         raise MemoryError()
-    cdef double* h = work
-    cdef double* dh = work + H
-    cdef double* logits = work + 2 * H
-    cdef double* logp = logits + A
-    cdef double* d_logits = logp + A
+    cdef double* hs = work
+    cdef double* dhs = work + ROW_CHUNK * H
+    cdef double* logits = work + 2 * ROW_CHUNK * H
+    cdef double* logps = logits + n_steps * A
+    cdef double* d_logits = logps + n_steps * A
     with nogil:
-        gW1[:, :] = 0.0
-        gW_pi[:, :] = 0.0
-        gb1[:] = 0.0
+        for part in prange(T, num_threads=T, schedule="static", chunksize=1):
+            zero_units(min(H, lines * part // T * LINE_DOUBLES), min(H, lines * (part + 1) // T * LINE_DOUBLES),
+                       H, A, &gW1[0, 0], &gW_pi[0, 0], &gw_v[0], &gb1[0])
+        first = 0
+        while first < n_steps:
+            last = min(n_steps, first + ROW_CHUNK)
+            for i in prange(first, last, num_threads=T, schedule="static"):
+                t = row_view[i]
+                row_backward(&net, row_indices(idx_ptr, &off[0], t), row_signs(sgn_ptr, &off[0], t),
+                             off[t + 1] - off[t], choice_view[i], lp_old[i], adv[i], ret[i], clip, vf_coef,
+                             ent_coef, scale, hs + (i - first) * H, dhs + (i - first) * H, logits + i * A,
+                             logps + i * A, d_logits + i * A, &terms[i])
+            for part in prange(T, num_threads=T, schedule="static", chunksize=1):
+                units_backward(min(H, lines * part // T * LINE_DOUBLES),
+                               min(H, lines * (part + 1) // T * LINE_DOUBLES), H, A, first, last, &row_view[0],
+                               idx_ptr, sgn_ptr, &off[0], hs, dhs, terms, d_logits, &gW1[0, 0], &gW_pi[0, 0],
+                               &gw_v[0], &gb1[0])
+            first = last
+        # The scalar sums, in row order.
         gb_pi[:] = 0.0
-        gw_v[:] = 0.0
-        gb_v[:] = 0.0
+        gb_v[0] = 0.0
         for i in range(n_steps):
-            t = row_view[i]
-            hidden_layer(&net, &idx[0] + off[t] if off[t + 1] > off[t] else NULL,
-                         &sgn[0] + off[t] if off[t + 1] > off[t] else NULL, off[t + 1] - off[t], h)
-            value = heads(&net, h, logits)
-            entropy = log_softmax(logits, logp, A)
-            a = choice_view[i]
-            ratio = exp(logp[a] - lp_old[i])
-            clipped = min(max(ratio, 1.0 - clip), 1.0 + clip)
-            surrogate = min(ratio * adv[i], clipped * adv[i])
-            if ratio * adv[i] <= clipped * adv[i]:
-                d_logp_a = -ratio * adv[i]
-            else:
-                d_logp_a = 0.0
-                n_clipped += 1.0
-            sum_policy -= surrogate
-            sum_value += 0.5 * (value - ret[i]) * (value - ret[i])
-            sum_entropy += entropy
+            sum_policy -= terms[i].surrogate
+            sum_value += terms[i].value_term
+            sum_entropy += terms[i].entropy
+            n_clipped += terms[i].clipped
             for k in range(A):
-                g = exp(logp[k])
-                d_logits[k] = (d_logp_a * ((1.0 if k == a else 0.0) - g)
-                               + ent_coef * g * (logp[k] + entropy)) * scale
-            d_value = vf_coef * (value - ret[i]) * scale
-            for j in range(H):
-                dh[j] = d_value * net.w_v[j]
-            for k in range(A):
-                add_scaled(dh, net.W_pi + k * H, d_logits[k], H)
-                add_scaled(&gW_pi[k, 0], h, d_logits[k], H)
-                gb_pi[k] += d_logits[k]
-            add_scaled(&gw_v[0], h, d_value, H)
-            gb_v[0] += d_value
-            for j in range(H):
-                if h[j] <= 0.0:
-                    dh[j] = 0.0
-            add_scaled(&gb1[0], dh, 1.0, H)
-            if off[t + 1] > off[t]:
-                scatter_signed(&gW1[0, 0], dh, H, &idx[0] + off[t], &sgn[0] + off[t], off[t + 1] - off[t])
+                gb_pi[k] += d_logits[i * A + k]
+            gb_v[0] += terms[i].d_value
     free(work)
+    free(terms)
     loss = (sum_policy + vf_coef * sum_value - ent_coef * sum_entropy) / M
     stats = {"policy_loss": sum_policy / M, "value_loss": sum_value / M, "entropy": sum_entropy / M,
              "clip_fraction": n_clipped / M}
@@ -522,9 +623,11 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
 
 
 def adam_update(w, g, m, v, long step, double learning_rate, double beta1=0.9, double beta2=0.999,
-                double eps=1e-8):
+                double eps=1e-8, threads=1):
     """In place, Adam's descent step number ``step`` (see fastpg.reference.adam_update). Any memory order
-    shared by all four arrays. Returns whether every new value of w, m and v is finite."""
+    shared by all four arrays; ``threads`` split the weights. Returns whether every new value of w, m and v
+    is finite."""
+    cdef Py_ssize_t T = _validate.positive_int("threads", threads)
     for name, arr in (("w", w), ("g", g), ("m", m), ("v", v)):
         _validate.as_array(name, arr)
         _validate.check_dtype(name, arr, np.float64)
@@ -543,8 +646,15 @@ def adam_update(w, g, m, v, long step, double learning_rate, double beta1=0.9, d
     cdef double[::1] m_flat = m.reshape(-1, order="A")
     cdef double[::1] v_flat = v.reshape(-1, order="A")
     cdef double m_scale = 1.0 / (1.0 - pow(beta1, step)), v_scale = 1.0 / (1.0 - pow(beta2, step))
-    cdef int finite
+    cdef Py_ssize_t n = w_flat.shape[0], lines = (n + LINE_DOUBLES - 1) // LINE_DOUBLES, part, start, stop
+    if n < SERIAL_ADAM:
+        T = 1
+    cdef int finite = 1
     with nogil:
-        finite = adam_step(&w_flat[0], &g_flat[0], &m_flat[0], &v_flat[0], w_flat.shape[0], learning_rate, beta1,
-                           beta2, eps, m_scale, v_scale)
+        for part in prange(T, num_threads=T, schedule="static", chunksize=1):
+            start = min(n, lines * part // T * LINE_DOUBLES)
+            stop = min(n, lines * (part + 1) // T * LINE_DOUBLES)
+            if stop > start:
+                finite &= adam_step(&w_flat[start], &g_flat[start], &m_flat[start], &v_flat[start], stop - start,
+                                    learning_rate, beta1, beta2, eps, m_scale, v_scale)
     return bool(finite)

@@ -68,17 +68,20 @@ FASTPG_CLONES static void add_signed_columns(double *restrict h, const double *r
     }
 }
 
-/* (column indices[k] of G)[:H] += signs[k] * d[:H] for k = 0 .. nnz - 1 in order
- * (a column may repeat); G is Fortran-ordered like W above. */
-FASTPG_CLONES static void scatter_signed(double *restrict G, const double *restrict d, ptrdiff_t H,
-                                         const int16_t *indices, const int8_t *signs, ptrdiff_t nnz)
+/* (column indices[k] of G)[:n] += signs[k] * d[:n] for k = 0 .. nnz - 1 in order (a column may
+ * repeat); column c starts at G + c * stride. With n = stride = H this is a whole Fortran-ordered
+ * (H, 6400) matrix like W above; a learner thread passes G and d offset to its slice of the hidden
+ * units, and n the slice's length. */
+FASTPG_CLONES static void scatter_signed(double *restrict G, const double *restrict d, ptrdiff_t n,
+                                         ptrdiff_t stride, const int16_t *indices, const int8_t *signs,
+                                         ptrdiff_t nnz)
 {
     for (ptrdiff_t k = 0; k < nnz; k++) {
-        double *column = G + (ptrdiff_t)indices[k] * H;
+        double *column = G + (ptrdiff_t)indices[k] * stride;
         const double s = (double)signs[k];
         if (k + PREFETCH_AHEAD < nnz)
-            prefetch_column(G + (ptrdiff_t)indices[k + PREFETCH_AHEAD] * H, H, 1);
-        for (ptrdiff_t j = 0; j < H; j++)
+            prefetch_column(G + (ptrdiff_t)indices[k + PREFETCH_AHEAD] * stride, n, 1);
+        for (ptrdiff_t j = 0; j < n; j++)
             column[j] += d[j] * s;
     }
 }

@@ -753,6 +753,63 @@ def test_adam_reports_whether_it_left_everything_finite(name, where, bad):
     assert finite is (bad == 1e300 and where != "g")  # 1e300 stays finite, but not squared as a gradient
 
 
+# ---------------------------------------------------------------- threads
+
+
+def learner_outcome(params, record, batches, threads):
+    """Everything the learner's kernels compute from one record, run with this many threads: the forward's
+    logits and values, then per minibatch the backward's loss, stats and gradients and two Adam steps on a
+    copy of the weights (the second reads the moments the first wrote)."""
+    R, A = len(record["offsets"]) - 1, params["W_pi"].shape[0]
+    logits, values = np.full((R, A), np.nan), np.full(R, np.nan)
+    kernels.actor_critic_forward(params, *record_args(record), logits, values, threads=threads)
+    outcome = {"logits": logits, "values": values}
+    for b, batch in enumerate(batches):
+        grads = zero_grads(params)
+        loss, stats = kernels.ppo_backward(params, *record_args(record), *batch, 0.2, 0.5, 0.01, grads,
+                                           threads=threads)
+        outcome[f"{b} loss and stats"] = np.array([loss, *stats.values()])
+        for name, grad in grads.items():
+            w = params[name].copy(order="K")
+            m, v = np.zeros_like(w, order="K"), np.zeros_like(w, order="K")
+            for step in (1, 2):
+                assert kernels.adam_update(w, grad, m, v, step, 1e-3, threads=threads) is True
+            outcome.update({f"{b} d{name}": grad, f"{b} {name}": w, f"{b} m {name}": m, f"{b} v {name}": v})
+    return outcome
+
+
+@pytest.mark.parametrize("hidden", (13, 200))  # 13 units: two cache lines of them, fewer than some counts
+def test_learner_kernels_give_the_same_bits_for_any_thread_count(hidden, rng):
+    """The forward splits rows, the backward's sums over rows split hidden units, Adam splits weights: no
+    number changes with the thread count. A row may repeat a pixel (the scatter adds to one column twice)."""
+    _, params = actor_params((0, 2, 3), hidden=hidden)
+    record = random_record(rng, 300, empty_rows=(0, 5, 299))
+    record["indices"][record["offsets"][7] + 1] = record["indices"][record["offsets"][7]]
+    batches = [minibatch(rng, params, record, M) for M in (150, 4)]
+    expected = learner_outcome(params, record, batches, threads=1)
+    for threads in (2, 3, 8):
+        outcome = learner_outcome(params, record, batches, threads)
+        assert sorted(outcome) == sorted(expected)
+        for key, value in expected.items():
+            np.testing.assert_array_equal(outcome[key], value, err_msg=f"{key}, {threads} threads")
+
+
+@pytest.mark.parametrize("threads", (0, -2, 1.5, True, "2"))
+def test_learner_kernels_refuse_a_bad_thread_count(threads, forward_args):
+    params, indices, signs, offsets, logits, values = forward_args
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        kernels.actor_critic_forward(params, indices, signs, offsets, logits, values, threads=threads)
+    batch = minibatch(np.random.default_rng(1), params, {"indices": indices, "signs": signs, "offsets": offsets}, 4)
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        kernels.ppo_backward(params, indices, signs, offsets, *batch, 0.2, 0.5, 0.01, zero_grads(params),
+                             threads=threads)
+    w = np.zeros(3)
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        kernels.adam_update(w, w.copy(), w.copy(), w.copy(), 1, 1e-3, threads=threads)
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        get_backend("cython", threads=threads)
+
+
 # ---------------------------------------------------------------- bad input
 
 

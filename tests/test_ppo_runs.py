@@ -101,6 +101,12 @@ def test_two_workers_give_the_arrays_of_one(ppo_run, runs):
     assert_same_run(run_dir, ppo_run[0])
 
 
+def test_learner_threads_give_the_arrays_of_one(ppo_run, runs):
+    run_dir = str(runs / "ppo-learner-threads")
+    run_ppo(run_dir, *PPO_OPTIONS, "--max-steps", STEPS, "--learner-threads", 3)
+    assert_same_run(run_dir, ppo_run[0])
+
+
 def test_numpy_backend_gives_the_weights_of_cython(ppo_run, runs):
     run_dir = str(runs / "ppo-numpy")
     run_ppo(run_dir, *PPO_OPTIONS, "--max-steps", STEPS, "--backend", "numpy")
@@ -395,6 +401,7 @@ NEW_RUN_ERRORS = {
                               ["--lr-decay-steps is a setting of --algo ppo"]),
     "more minibatches than steps": (["--algo", "ppo", "--lanes", 2, "--segment-steps", 8, "--minibatches", 17],
                                     ["--minibatches (17)", "= 16"]),
+    "zero learner threads": (["--algo", "ppo", "--learner-threads", 0], ["--learner-threads must be at least 1, got 0"]),
     "unknown algo": (["--algo", "dqn"], []),  # argparse's choices
 }
 
