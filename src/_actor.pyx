@@ -401,6 +401,13 @@ def _check_record(indices, signs, offsets):
     return n_rows
 
 
+cdef inline Py_ssize_t part_start(Py_ssize_t count, Py_ssize_t part, Py_ssize_t parts) noexcept nogil:
+    """Where part (of parts) of count items starts, splitting them in whole cache lines; part = parts
+    gives count."""
+    cdef Py_ssize_t lines = (count + LINE_DOUBLES - 1) // LINE_DOUBLES
+    return min(count, lines * part // parts * LINE_DOUBLES)
+
+
 cdef inline const int16_t* row_indices(const int16_t* idx, const int32_t* off, Py_ssize_t t) noexcept nogil:
     return idx + off[t] if off[t + 1] > off[t] else NULL
 
@@ -487,8 +494,11 @@ cdef void zero_units(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t H, Py_ssize_t
     cdef Py_ssize_t n = stop - start, c, k
     if n <= 0:
         return
-    for c in range(N_PIXELS):
-        memset(gW1 + c * H + start, 0, n * sizeof(double))
+    if n == H:  # one thread: the whole matrix at once
+        memset(gW1, 0, N_PIXELS * H * sizeof(double))
+    else:
+        for c in range(N_PIXELS):
+            memset(gW1 + c * H + start, 0, n * sizeof(double))
     for k in range(A):
         memset(gW_pi + k * H + start, 0, n * sizeof(double))
     memset(gw_v + start, 0, n * sizeof(double))
@@ -568,7 +578,7 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
     cdef const int16_t* idx_ptr = &idx[0] if idx.shape[0] else NULL
     cdef const int8_t* sgn_ptr = &sgn[0] if sgn.shape[0] else NULL
     cdef Py_ssize_t H = net.H, A = net.A, i, k, t, part, first, last
-    cdef Py_ssize_t n_steps = M, lines = (H + LINE_DOUBLES - 1) // LINE_DOUBLES
+    cdef Py_ssize_t n_steps = M
     cdef double scale = 1.0 / M
     cdef double sum_policy = 0.0, sum_value = 0.0, sum_entropy = 0.0, n_clipped = 0.0
     # h and dh (H each) of ROW_CHUNK rows at a time (cache-sized), and per row its logits, log-probabilities
@@ -586,8 +596,8 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
     cdef double* d_logits = logps + n_steps * A
     with nogil:
         for part in prange(T, num_threads=T, schedule="static", chunksize=1):
-            zero_units(min(H, lines * part // T * LINE_DOUBLES), min(H, lines * (part + 1) // T * LINE_DOUBLES),
-                       H, A, &gW1[0, 0], &gW_pi[0, 0], &gw_v[0], &gb1[0])
+            zero_units(part_start(H, part, T), part_start(H, part + 1, T), H, A, &gW1[0, 0], &gW_pi[0, 0], &gw_v[0],
+                       &gb1[0])
         first = 0
         while first < n_steps:
             last = min(n_steps, first + ROW_CHUNK)
@@ -598,8 +608,7 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
                              ent_coef, scale, hs + (i - first) * H, dhs + (i - first) * H, logits + i * A,
                              logps + i * A, d_logits + i * A, &terms[i])
             for part in prange(T, num_threads=T, schedule="static", chunksize=1):
-                units_backward(min(H, lines * part // T * LINE_DOUBLES),
-                               min(H, lines * (part + 1) // T * LINE_DOUBLES), H, A, first, last, &row_view[0],
+                units_backward(part_start(H, part, T), part_start(H, part + 1, T), H, A, first, last, &row_view[0],
                                idx_ptr, sgn_ptr, &off[0], hs, dhs, terms, d_logits, &gW1[0, 0], &gW_pi[0, 0],
                                &gw_v[0], &gb1[0])
             first = last
@@ -646,14 +655,14 @@ def adam_update(w, g, m, v, long step, double learning_rate, double beta1=0.9, d
     cdef double[::1] m_flat = m.reshape(-1, order="A")
     cdef double[::1] v_flat = v.reshape(-1, order="A")
     cdef double m_scale = 1.0 / (1.0 - pow(beta1, step)), v_scale = 1.0 / (1.0 - pow(beta2, step))
-    cdef Py_ssize_t n = w_flat.shape[0], lines = (n + LINE_DOUBLES - 1) // LINE_DOUBLES, part, start, stop
+    cdef Py_ssize_t n = w_flat.shape[0], part, start, stop
     if n < SERIAL_ADAM:
         T = 1
     cdef int finite = 1
     with nogil:
         for part in prange(T, num_threads=T, schedule="static", chunksize=1):
-            start = min(n, lines * part // T * LINE_DOUBLES)
-            stop = min(n, lines * (part + 1) // T * LINE_DOUBLES)
+            start = part_start(n, part, T)
+            stop = part_start(n, part + 1, T)
             if stop > start:
                 finite &= adam_step(&w_flat[start], &g_flat[start], &m_flat[start], &v_flat[start], stop - start,
                                     learning_rate, beta1, beta2, eps, m_scale, v_scale)

@@ -794,6 +794,15 @@ def test_learner_kernels_give_the_same_bits_for_any_thread_count(hidden, rng):
             np.testing.assert_array_equal(outcome[key], value, err_msg=f"{key}, {threads} threads")
 
 
+@pytest.mark.parametrize("where", (0, 70_000, 129_999))  # in the first, the middle, the last thread's part
+def test_threaded_adam_reports_a_non_finite_value_in_any_part(where):
+    """Split between threads (a long array), the finite flag is still every part's."""
+    arrays = {key: np.full(130_000, 0.5) for key in "wgmv"}
+    assert kernels.adam_update(*(arrays[key].copy() for key in "wgmv"), 3, 1e-3, threads=3) is True
+    arrays["m"][where] = np.inf
+    assert kernels.adam_update(*(arrays[key] for key in "wgmv"), 3, 1e-3, threads=3) is False
+
+
 @pytest.mark.parametrize("threads", (0, -2, 1.5, True, "2"))
 def test_learner_kernels_refuse_a_bad_thread_count(threads, forward_args):
     params, indices, signs, offsets, logits, values = forward_args
