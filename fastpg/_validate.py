@@ -8,7 +8,8 @@ import numbers
 
 import numpy as np
 
-from .constants import FRAME_SHAPE, MAX_FIRST_ROW, N_PIXELS  # noqa: F401  (the kernels read them from here)
+from .constants import (FRAME_SHAPE, MAX_FIRST_ROW, MAX_THREADS,  # noqa: F401  (the kernels read them from here)
+                        N_PIXELS)
 
 
 def as_array(name, value):
@@ -153,10 +154,10 @@ def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def positive_int(name, value):
-    """value as an int, which must be at least 1."""
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def thread_count(value, name="threads"):
+    """A learner kernel's thread count as an int, in [1, MAX_THREADS]."""
+    if not _is_int(value) or not 1 <= value <= MAX_THREADS:
+        raise ValueError(f"{name} must be an integer in [1, {MAX_THREADS}], got {value!r}")
     return int(value)
 
 

@@ -237,7 +237,7 @@ def get_backend(name, threads=1):
     """The backend called name. threads: how many threads the compiled actor-critic learner's kernels
     (forward, backward, Adam) split their work between; the results are the same for any count. The numpy
     backend runs in one."""
-    threads = _validate.positive_int("threads", threads)
+    threads = _validate.thread_count(threads)
     if name == "cython":
         from . import kernels
 

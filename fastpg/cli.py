@@ -55,7 +55,7 @@ def _add_train_parser(subparsers):
                           "'auto' or HOST:PORT joins a cluster started with `ray start` "
                           '(needs the extra: pip install "fastpg[ray]")')
     run.add_argument("--learner-threads", type=int, default=1, metavar="N",
-                     help="threads of the actor-critic learner's kernels; any count gives the same result. "
+                     help="threads (1 to 256) of the actor-critic learner's kernels; any count gives the same result. "
                           "Worth more than 1 only on cores the workers leave free (e.g. 16 cores: --workers 12 "
                           "--learner-threads 4); REINFORCE's learner runs in one")
     run.add_argument("--backend", choices=BACKENDS, default="cython",

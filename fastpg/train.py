@@ -16,6 +16,7 @@ from . import checkpoint
 from .algorithm import get_algorithm
 from .backends import get_backend
 from .config import Config, TrainingError, option_name
+from .constants import MAX_THREADS
 from .divergence import NonFiniteArrays
 from .games import action_names, game_profile
 from .metrics import MetricsLog
@@ -155,6 +156,8 @@ def _check_options(stop_rule, workers, checkpoint_every, ray_address, learner_th
                         ("--learner-threads", learner_threads)):
         if value is not None and value < 1:
             raise TrainingError(f"{name} must be at least 1, got {value}")
+    if learner_threads is not None and learner_threads > MAX_THREADS:
+        raise TrainingError(f"--learner-threads must be at most {MAX_THREADS}, got {learner_threads}")
     stop_rule.validate()
     if ray_address is not None:
         from .ray_cluster import require_ray

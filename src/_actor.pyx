@@ -421,7 +421,7 @@ def actor_critic_forward(params, indices, signs, offsets, logits, values, thread
     between ``threads`` threads)."""
     cdef Net net = _net(params)
     n_rows = _check_record(indices, signs, offsets)
-    cdef Py_ssize_t T = _validate.positive_int("threads", threads)
+    cdef Py_ssize_t T = _validate.thread_count(threads)
     _validate.float_matrix("logits", logits, {0: (n_rows, "rows of the record"), 1: (net.A, "actions")})
     _validate.float_vector("values", values, n_rows, "rows of the record")
     for name, arr in (("logits", logits), ("values", values)):
@@ -543,7 +543,7 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
     """
     cdef Net net = _net(params)
     n_rows = _check_record(indices, signs, offsets)
-    cdef Py_ssize_t T = _validate.positive_int("threads", threads)
+    cdef Py_ssize_t T = _validate.thread_count(threads)
     rows = _validate.as_array("rows", rows)
     _validate.check_dtype("rows", rows, np.int64)
     M = rows.shape[0]
@@ -636,7 +636,7 @@ def adam_update(w, g, m, v, long step, double learning_rate, double beta1=0.9, d
     """In place, Adam's descent step number ``step`` (see fastpg.reference.adam_update). Any memory order
     shared by all four arrays; ``threads`` split the weights. Returns whether every new value of w, m and v
     is finite."""
-    cdef Py_ssize_t T = _validate.positive_int("threads", threads)
+    cdef Py_ssize_t T = _validate.thread_count(threads)
     for name, arr in (("w", w), ("g", g), ("m", m), ("v", v)):
         _validate.as_array(name, arr)
         _validate.check_dtype(name, arr, np.float64)

@@ -402,6 +402,8 @@ NEW_RUN_ERRORS = {
     "more minibatches than steps": (["--algo", "ppo", "--lanes", 2, "--segment-steps", 8, "--minibatches", 17],
                                     ["--minibatches (17)", "= 16"]),
     "zero learner threads": (["--algo", "ppo", "--learner-threads", 0], ["--learner-threads must be at least 1, got 0"]),
+    "a million learner threads": (["--algo", "ppo", "--learner-threads", 10**6],
+                                  ["--learner-threads must be at most 256, got 1000000"]),
     "unknown algo": (["--algo", "dqn"], []),  # argparse's choices
 }
 
