@@ -125,6 +125,7 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
             algorithm = algorithm_class(config, spec, pool.params, arrays, backend_impl, saved_json)
             _note_idle_workers(pool.n_workers, len(algorithm.next_tasks(state)), progress)
             progress.message(describe_game(config.env, spec.actions))
+            _note_learning_rate_decay(config, state, progress)
             if algorithm_class.task_unit == "segment":
                 progress.min_interval = SEGMENT_LINE_SECONDS  # batches take a fraction of a second
 
@@ -243,6 +244,18 @@ def _note_idle_workers(n_workers, tasks_per_batch, progress):
                          f"because a batch's {tasks_per_batch} tasks share one set of weights; "
                          f"--batch-size (reinforce) or --lanes (ppo) {n_workers} or more keeps them all busy "
                          "(it changes the algorithm: README, 'Solving Pong')")
+
+
+def _note_learning_rate_decay(config, state, progress):
+    """Say when the learning rate falls to 0, and warn when it has: past that the run's weights stay put."""
+    if not config.lr_decay_steps:
+        return
+    if state.env_steps >= config.lr_decay_steps:
+        progress.message(f"note: the learning rate reached 0 at {config.lr_decay_steps:,} env steps "
+                         f"(--lr-decay-steps), so further training leaves the weights as they are")
+    else:
+        progress.message(f"learning rate {config.learning_rate:g}, falling linearly to 0 at "
+                         f"{config.lr_decay_steps:,} env steps (--lr-decay-steps; 0 keeps it constant)")
 
 
 @contextlib.contextmanager

@@ -368,14 +368,19 @@ def test_an_update_after_the_decay_leaves_the_weights_alone():
 def test_a_decaying_run_resumes_exactly_on_two_workers(runs):
     options = (*PPO_OPTIONS, "--lr-decay-steps", 3 * BATCH_STEPS)
     straight = str(runs / "ppo-decay")
-    run_ppo(straight, *options, "--max-steps", 4 * BATCH_STEPS)
+    started = run_ppo(straight, *options, "--max-steps", 4 * BATCH_STEPS)
+    assert f"falling linearly to 0 at {3 * BATCH_STEPS:,} env steps" in started.stderr
     assert load_state(straight)["config"]["lr_decay_steps"] == 3 * BATCH_STEPS
     resumed = str(runs / "ppo-decay-resumed")
     run_ppo(resumed, *options, "--max-steps", 2 * BATCH_STEPS)
     run_ppo(resumed, "--resume", "--max-steps", 4 * BATCH_STEPS, workers=2)
     assert_same_run(resumed, straight)
+    past_the_decay = run_ppo(resumed, "--resume", "--max-steps", 5 * BATCH_STEPS)
+    assert "the learning rate reached 0" in past_the_decay.stderr
+    np.testing.assert_array_equal(load_arrays(resumed)["W1"], load_arrays(straight)["W1"])  # it did
     constant = str(runs / "ppo-constant-short")
-    run_ppo(constant, *PPO_OPTIONS, "--max-steps", 4 * BATCH_STEPS)
+    kept = run_ppo(constant, *PPO_OPTIONS, "--lr-decay-steps", 0, "--max-steps", 4 * BATCH_STEPS)
+    assert "learning rate" not in kept.stderr
     assert not np.array_equal(load_arrays(constant)["W1"], load_arrays(straight)["W1"]), "the decay changes the run"
 
 
