@@ -21,6 +21,7 @@ from .divergence import NonFiniteArrays
 from .games import action_names, game_profile
 from .metrics import MetricsLog
 from .progress import Progress
+from .reference import decayed_learning_rate
 from .rollout import PlayerSettings
 from .scheduler import StopRequested
 from .workers import WorkerPool
@@ -250,7 +251,7 @@ def _note_learning_rate_decay(config, state, progress):
     """Say when the learning rate falls to 0, and warn when it has: past that the run's weights stay put."""
     if not config.lr_decay_steps:
         return
-    if state.env_steps >= config.lr_decay_steps:
+    if decayed_learning_rate(config.learning_rate, state.env_steps, config.lr_decay_steps) == 0:
         progress.message(f"note: the learning rate reached 0 at {config.lr_decay_steps:,} env steps "
                          f"(--lr-decay-steps), so further training leaves the weights as they are")
     else:

@@ -377,7 +377,7 @@ def test_a_decaying_run_resumes_exactly_on_two_workers(runs):
     assert_same_run(resumed, straight)
     past_the_decay = run_ppo(resumed, "--resume", "--max-steps", 5 * BATCH_STEPS)
     assert "the learning rate reached 0" in past_the_decay.stderr
-    np.testing.assert_array_equal(load_arrays(resumed)["W1"], load_arrays(straight)["W1"])  # it did
+    np.testing.assert_array_equal(load_arrays(resumed)["W1"], load_arrays(straight)["W1"])  # rate 0: W1 as it was
     constant = str(runs / "ppo-constant-short")
     kept = run_ppo(constant, *PPO_OPTIONS, "--lr-decay-steps", 0, "--max-steps", 4 * BATCH_STEPS)
     assert "learning rate" not in kept.stderr
