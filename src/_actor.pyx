@@ -32,6 +32,9 @@ cdef extern from "wide_loops.h" nogil:
                             const int8_t* signs, Py_ssize_t nnz)
     void scatter_signed(double* columns, const double* d, Py_ssize_t n, Py_ssize_t stride,
                         const int16_t* indices, const int8_t* signs, Py_ssize_t nnz)
+    enum: ROW_GROUP
+    void group_heads(const double* W_pi, const double* b_pi, const double* w_v, double b_v, Py_ssize_t H,
+                     Py_ssize_t A, const double* hs, Py_ssize_t n, double* logits, double* values)
 
 cdef enum:
     UNKNOWN_COLOUR = 2  # a lut entry not filled yet
@@ -59,13 +62,13 @@ cdef void hidden_layer(const Net* net, const int16_t* indices, const int8_t* sig
         h[j] = net.b1[j]
     if nnz:
         add_signed_columns(h, net.W1, net.H, indices, signs, nnz)
-    for j in range(net.H):
-        if h[j] < 0.0:
-            h[j] = 0.0
+    for j in range(net.H):  # a select, not a branch: the compiler vectorises it, and signs are unpredictable
+        h[j] = 0.0 if h[j] < 0.0 else h[j]
 
 
 cdef double heads(const Net* net, const double* h, double* logits) noexcept nogil:
-    """Write logits (A,) from h; return the value."""
+    """Write logits (A,) from h; return the value. (The learner's kernels, with many rows, use
+    group_heads, which computes the same bits faster.)"""
     cdef Py_ssize_t a, j
     cdef double z, value = net.b_v
     cdef const double* row
@@ -416,6 +419,18 @@ cdef inline const int8_t* row_signs(const int8_t* sgn, const int32_t* off, Py_ss
     return sgn + off[t] if off[t + 1] > off[t] else NULL
 
 
+cdef inline void record_row_hidden(const Net* net, const int16_t* idx, const int8_t* sgn, const int32_t* off,
+                                   Py_ssize_t t, double* h) noexcept nogil:
+    """h = the hidden layer of the record's row t."""
+    hidden_layer(net, row_indices(idx, off, t), row_signs(sgn, off, t), off[t + 1] - off[t], h)
+
+
+cdef inline void rows_heads(const Net* net, const double* hs, Py_ssize_t n, double* logits,
+                            double* values) noexcept nogil:
+    """The heads of n <= ROW_GROUP rows whose hidden layers are hs (H apart): logits (n, A), values (n,)."""
+    group_heads(net.W_pi, net.b_pi, net.w_v, net.b_v, net.H, net.A, hs, n, logits, values)
+
+
 def actor_critic_forward(params, indices, signs, offsets, logits, values, threads=1):
     """Fill logits (R, A) and values (R,) for every row of a sparse record, in place (rows split
     between ``threads`` threads)."""
@@ -432,19 +447,21 @@ def actor_critic_forward(params, indices, signs, offsets, logits, values, thread
     cdef const int32_t[::1] off = offsets
     cdef double[:, ::1] out_logits = logits
     cdef double[::1] out_values = values
-    cdef Py_ssize_t t, R = n_rows
+    cdef Py_ssize_t t, group, first, count, R = n_rows, H = net.H
     cdef const int16_t* idx_ptr = &idx[0] if idx.shape[0] else NULL
     cdef const int8_t* sgn_ptr = &sgn[0] if sgn.shape[0] else NULL
     cdef double* h
-    cdef double* hs = <double*>malloc(T * net.H * sizeof(double))  # one hidden layer per thread
+    cdef double* hs = <double*>malloc(T * ROW_GROUP * H * sizeof(double))  # a group's hidden layers per thread
     if hs == NULL:
         raise MemoryError()
     with nogil:
-        for t in prange(R, num_threads=T, schedule="static"):
-            h = hs + threadid() * net.H
-            hidden_layer(&net, row_indices(idx_ptr, &off[0], t), row_signs(sgn_ptr, &off[0], t),
-                         off[t + 1] - off[t], h)
-            out_values[t] = heads(&net, h, &out_logits[t, 0])
+        for group in prange((R + ROW_GROUP - 1) // ROW_GROUP, num_threads=T, schedule="static"):
+            h = hs + threadid() * ROW_GROUP * H
+            first = group * ROW_GROUP
+            count = min(ROW_GROUP, R - first)
+            for t in range(first, first + count):
+                record_row_hidden(&net, idx_ptr, sgn_ptr, &off[0], t, h + (t - first) * H)
+            rows_heads(&net, h, count, &out_logits[first, 0], &out_values[first])
     free(hs)
 
 
@@ -453,16 +470,15 @@ cdef struct RowTerms:
     double surrogate, value_term, entropy, clipped, d_value
 
 
-cdef void row_backward(const Net* net, const int16_t* indices, const int8_t* signs, Py_ssize_t nnz,
-                       Py_ssize_t a, double lp_old, double adv, double ret, double clip, double vf_coef,
-                       double ent_coef, double scale, double* h, double* dh, double* logits, double* logp,
-                       double* d_logits, RowTerms* terms) noexcept nogil:
-    """One row of ppo_backward's first phase: its hidden layer h, its loss terms, d_logits (A,), and dh,
-    the loss gradient with respect to h's pre-activations (zero where the ReLU is off)."""
+cdef void row_backward(const Net* net, Py_ssize_t a, double lp_old, double adv, double ret, double clip,
+                       double vf_coef, double ent_coef, double scale, const double* h, double value,
+                       const double* logits, double* dh, double* logp, double* d_logits,
+                       RowTerms* terms) noexcept nogil:
+    """One row of ppo_backward's first phase, from its hidden layer h, logits and value: its loss terms,
+    d_logits (A,), and dh, the loss gradient with respect to h's pre-activations (zero where the ReLU is
+    off)."""
     cdef Py_ssize_t H = net.H, A = net.A, j, k
-    cdef double value, entropy, ratio, clipped, d_logp_a, g
-    hidden_layer(net, indices, signs, nnz, h)
-    value = heads(net, h, logits)
+    cdef double entropy, ratio, clipped, d_logp_a, g
     entropy = log_softmax(logits, logp, A)
     ratio = exp(logp[a] - lp_old)
     clipped = min(max(ratio, 1.0 - clip), 1.0 + clip)
@@ -484,8 +500,7 @@ cdef void row_backward(const Net* net, const int16_t* indices, const int8_t* sig
     for k in range(A):
         add_scaled(dh, net.W_pi + k * H, d_logits[k], H)
     for j in range(H):
-        if h[j] <= 0.0:
-            dh[j] = 0.0
+        dh[j] = 0.0 if h[j] <= 0.0 else dh[j]
 
 
 cdef void zero_units(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t H, Py_ssize_t A, double* gW1, double* gW_pi,
@@ -577,13 +592,13 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
     cdef const double[::1] lp_old = logp_old, adv = advantages, ret = returns
     cdef const int16_t* idx_ptr = &idx[0] if idx.shape[0] else NULL
     cdef const int8_t* sgn_ptr = &sgn[0] if sgn.shape[0] else NULL
-    cdef Py_ssize_t H = net.H, A = net.A, i, k, t, part, first, last
+    cdef Py_ssize_t H = net.H, A = net.A, i, k, t, part, first, last, group, start, count
     cdef Py_ssize_t n_steps = M
     cdef double scale = 1.0 / M
     cdef double sum_policy = 0.0, sum_value = 0.0, sum_entropy = 0.0, n_clipped = 0.0
     # h and dh (H each) of ROW_CHUNK rows at a time (cache-sized), and per row its logits, log-probabilities
-    # and d_logits (A each) and its terms.
-    cdef double* work = <double*>malloc((2 * ROW_CHUNK * H + 3 * n_steps * A) * sizeof(double))
+    # and d_logits (A each), its value and its terms.
+    cdef double* work = <double*>malloc((2 * ROW_CHUNK * H + (3 * A + 1) * n_steps) * sizeof(double))
     cdef RowTerms* terms = <RowTerms*>malloc(n_steps * sizeof(RowTerms))
     if work == NULL or terms == NULL:
         free(work)
@@ -594,6 +609,7 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
     cdef double* logits = work + 2 * ROW_CHUNK * H
     cdef double* logps = logits + n_steps * A
     cdef double* d_logits = logps + n_steps * A
+    cdef double* values = d_logits + n_steps * A
     with nogil:
         for part in prange(T, num_threads=T, schedule="static", chunksize=1):
             zero_units(part_start(H, part, T), part_start(H, part + 1, T), H, A, &gW1[0, 0], &gW_pi[0, 0], &gw_v[0],
@@ -601,12 +617,16 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
         first = 0
         while first < n_steps:
             last = min(n_steps, first + ROW_CHUNK)
-            for i in prange(first, last, num_threads=T, schedule="static"):
-                t = row_view[i]
-                row_backward(&net, row_indices(idx_ptr, &off[0], t), row_signs(sgn_ptr, &off[0], t),
-                             off[t + 1] - off[t], choice_view[i], lp_old[i], adv[i], ret[i], clip, vf_coef,
-                             ent_coef, scale, hs + (i - first) * H, dhs + (i - first) * H, logits + i * A,
-                             logps + i * A, d_logits + i * A, &terms[i])
+            for group in prange((last - first + ROW_GROUP - 1) // ROW_GROUP, num_threads=T, schedule="static"):
+                start = first + group * ROW_GROUP
+                count = min(ROW_GROUP, last - start)
+                for i in range(start, start + count):
+                    record_row_hidden(&net, idx_ptr, sgn_ptr, &off[0], row_view[i], hs + (i - first) * H)
+                rows_heads(&net, hs + (start - first) * H, count, logits + start * A, values + start)
+                for i in range(start, start + count):
+                    row_backward(&net, choice_view[i], lp_old[i], adv[i], ret[i], clip, vf_coef, ent_coef, scale,
+                                 hs + (i - first) * H, values[i], logits + i * A, dhs + (i - first) * H,
+                                 logps + i * A, d_logits + i * A, &terms[i])
             for part in prange(T, num_threads=T, schedule="static", chunksize=1):
                 units_backward(part_start(H, part, T), part_start(H, part + 1, T), H, A, first, last, &row_view[0],
                                idx_ptr, sgn_ptr, &off[0], hs, dhs, terms, d_logits, &gW1[0, 0], &gW_pi[0, 0],

@@ -39,6 +39,35 @@ FASTPG_CLONES static int adam_step(double *restrict w, const double *restrict g,
     return non_finite == 0;
 }
 
+/* The heads of ROW_GROUP rows at once: logits[r * A + a] = b_pi[a] + W_pi[a] . h_r and values[r] =
+ * b_v + w_v . h_r, where h_r = hs + r * H, for rows r < n (n <= ROW_GROUP). Each dot product adds its
+ * terms one by one in the order of j (a vectorised sum would reorder them), so one row alone is a chain
+ * of dependent additions that leaves the CPU idle; the group's rows run as independent chains side by
+ * side. A group of fewer rows repeats its last row in the missing places and drops its results. */
+#define ROW_GROUP 8
+static void group_heads(const double *W_pi, const double *b_pi, const double *w_v, double b_v, ptrdiff_t H,
+                        ptrdiff_t A, const double *hs, ptrdiff_t n, double *logits, double *values)
+{
+    const double *h[ROW_GROUP];
+    for (int r = 0; r < ROW_GROUP; r++)
+        h[r] = hs + (r < n ? r : n - 1) * H;
+    for (ptrdiff_t a = 0; a <= A; a++) {  /* a = A is the value head */
+        const double *weights = a < A ? W_pi + a * H : w_v;
+        double sum[ROW_GROUP];
+        for (int r = 0; r < ROW_GROUP; r++)
+            sum[r] = a < A ? b_pi[a] : b_v;
+        for (ptrdiff_t j = 0; j < H; j++)
+            for (int r = 0; r < ROW_GROUP; r++)
+                sum[r] += weights[j] * h[r][j];
+        for (ptrdiff_t r = 0; r < n; r++) {
+            if (a < A)
+                logits[r * A + a] = sum[r];
+            else
+                values[r] = sum[r];
+        }
+    }
+}
+
 /* Columns are H contiguous doubles scattered over a 10 MB matrix: the hardware prefetcher does not
  * guess the next one, so the loops below ask for the column PREFETCH_AHEAD places ahead while they
  * work on this one. Prefetching changes no arithmetic. */
