@@ -197,14 +197,17 @@ def numpy_actor_critic_forward(params, indices, signs, offsets, logits, values):
 
 
 def numpy_ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advantages, returns,
-                       clip, vf_coef, ent_coef, grads):
+                       clip, vf_coef, ent_coef, grads, accumulate=False):
     """kernels.ppo_backward's twin: reference.ppo_loss on the minibatch's dense rows."""
     record = {"indices": indices, "signs": signs, "offsets": offsets}
     x = np.concatenate([densify(record, t, t + 1) for t in rows]) if len(rows) else np.zeros((0, N_PIXELS))
     loss, dense_grads, stats = reference.ppo_loss(params, x, choices.astype(np.intp), logp_old, advantages,
                                                   returns, clip, vf_coef, ent_coef)
     for name, grad in dense_grads.items():
-        grads[name][...] = grad
+        if accumulate:
+            grads[name] += grad
+        else:
+            grads[name][...] = grad
     return loss, stats
 
 

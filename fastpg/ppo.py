@@ -62,6 +62,8 @@ class PPO:
         # Adam's moments, each in its parameter's memory order (the kernel walks them in step).
         self.moments = {name: tuple(np.array(state[f"adam_{moment}_{name}"], order=array.order) for moment in "mv")
                         for name, array in spec.parameters().items()}
+        # The minibatch's gradient: the backward adds into it and Adam zeroes it as it reads it, so it is
+        # zero between steps without a pass of its own.
         self.grads = spec.zero_parameters()
         # The weights an update starts from, for its line search. With lag the workers' copy is exactly
         # that while the update runs (update() publishes the learner's weights just before it starts).
@@ -217,11 +219,12 @@ class PPO:
                 _, stats = backend.ppo_backward(
                     self.params, record["indices"], record["signs"], record["offsets"], rows[chunk], choices[chunk],
                     logp_old[chunk], np.ascontiguousarray(advantages[chunk]), np.ascontiguousarray(returns[chunk]),
-                    c.clip, c.vf_coef, c.ent_coef, self.grads)
+                    c.clip, c.vf_coef, c.ent_coef, self.grads, accumulate=True)
                 self.adam_steps += 1
                 for name, w in self.params.items():
                     m, v = self.moments[name]
-                    finite &= backend.adam_update(w, self.grads[name], m, v, self.adam_steps, learning_rate)
+                    finite &= backend.adam_update(w, self.grads[name], m, v, self.adam_steps, learning_rate,
+                                                  clear_gradient=True)
         kl = self._kl(record, rows, old_logits, logits)
         fraction = 1.0
         if kl > c.max_kl:

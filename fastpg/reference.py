@@ -248,9 +248,10 @@ def decayed_learning_rate(learning_rate, env_steps, decay_steps):
     return learning_rate * max(0.0, 1.0 - env_steps / decay_steps)
 
 
-def adam_update(w, g, m, v, step, learning_rate, beta1=0.9, beta2=0.999, eps=1e-8):
+def adam_update(w, g, m, v, step, learning_rate, beta1=0.9, beta2=0.999, eps=1e-8, clear_gradient=False):
     """In place, Adam's descent step number ``step`` (1, 2, ...) on w with gradient g and moments m, v;
-    returns whether every new value of w, m and v is finite."""
+    returns whether every new value of w, m and v is finite. With clear_gradient, g is set to zero
+    afterwards, ready for the next step's gradient to be accumulated into it."""
     m *= beta1
     m += (1.0 - beta1) * g
     v *= beta2
@@ -258,4 +259,6 @@ def adam_update(w, g, m, v, step, learning_rate, beta1=0.9, beta2=0.999, eps=1e-
     m_hat_scale = 1.0 / (1.0 - beta1**step)
     v_hat_scale = 1.0 / (1.0 - beta2**step)
     w -= learning_rate * (m * m_hat_scale) / (np.sqrt(v * v_hat_scale) + eps)
+    if clear_gradient:
+        g[...] = 0.0
     return bool(np.isfinite(w).all() and np.isfinite(m).all() and np.isfinite(v).all())

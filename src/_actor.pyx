@@ -26,8 +26,8 @@ from libc.string cimport memcmp, memcpy, memset
 from cython.parallel cimport prange, threadid
 
 cdef extern from "wide_loops.h" nogil:
-    int adam_step(double* w, const double* g, double* m, double* v, Py_ssize_t n, double learning_rate,
-                  double beta1, double beta2, double eps, double m_scale, double v_scale)
+    int adam_step(double* w, double* g, double* m, double* v, Py_ssize_t n, double learning_rate,
+                  double beta1, double beta2, double eps, double m_scale, double v_scale, int clear)
     void add_signed_columns(double* h, const double* columns, Py_ssize_t H, const int16_t* indices,
                             const int8_t* signs, Py_ssize_t nnz)
     void scatter_signed(double* columns, const double* d, Py_ssize_t n, Py_ssize_t stride,
@@ -546,8 +546,10 @@ cdef void units_backward(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t H, Py_ssi
 
 
 def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advantages, returns,
-                 double clip, double vf_coef, double ent_coef, grads, threads=1):
-    """The gradient of the mean PPO loss over a minibatch, written into grads (zeroed first).
+                 double clip, double vf_coef, double ent_coef, grads, threads=1, bint accumulate=False):
+    """The gradient of the mean PPO loss over a minibatch, written into grads (zeroed first), or with
+    ``accumulate`` added to what they hold (a learner whose Adam clears the gradient as it reads it
+    spares a pass over the 10 MB W1 gradient per minibatch).
 
     rows int64 (M,): the record rows of the minibatch; choices uint8 (M,),
     logp_old, advantages, returns float64 (M,) are per minibatch step. grads:
@@ -611,7 +613,7 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
     cdef double* d_logits = logps + n_steps * A
     cdef double* values = d_logits + n_steps * A
     with nogil:
-        for part in prange(T, num_threads=T, schedule="static", chunksize=1):
+        for part in prange(0 if accumulate else T, num_threads=T, schedule="static", chunksize=1):
             zero_units(part_start(H, part, T), part_start(H, part + 1, T), H, A, &gW1[0, 0], &gW_pi[0, 0], &gw_v[0],
                        &gb1[0])
         first = 0
@@ -633,8 +635,9 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
                                &gw_v[0], &gb1[0])
             first = last
         # The scalar sums, in row order.
-        gb_pi[:] = 0.0
-        gb_v[0] = 0.0
+        if not accumulate:
+            gb_pi[:] = 0.0
+            gb_v[0] = 0.0
         for i in range(n_steps):
             sum_policy -= terms[i].surrogate
             sum_value += terms[i].value_term
@@ -652,10 +655,10 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
 
 
 def adam_update(w, g, m, v, long step, double learning_rate, double beta1=0.9, double beta2=0.999,
-                double eps=1e-8, threads=1):
-    """In place, Adam's descent step number ``step`` (see fastpg.reference.adam_update). Any memory order
-    shared by all four arrays; ``threads`` split the weights. Returns whether every new value of w, m and v
-    is finite."""
+                double eps=1e-8, threads=1, bint clear_gradient=False):
+    """In place, Adam's descent step number ``step`` (see fastpg.reference.adam_update, also for
+    ``clear_gradient``). Any memory order shared by all four arrays; ``threads`` split the weights.
+    Returns whether every new value of w, m and v is finite."""
     cdef Py_ssize_t T = _validate.thread_count(threads)
     for name, arr in (("w", w), ("g", g), ("m", m), ("v", v)):
         _validate.as_array(name, arr)
@@ -664,14 +667,14 @@ def adam_update(w, g, m, v, long step, double learning_rate, double beta1=0.9, d
             raise ValueError(f"{name} has shape {arr.shape}, expected the shape of w {w.shape}")
         if not (arr.flags.c_contiguous or arr.flags.f_contiguous):
             raise ValueError(f"{name} must be contiguous")
-        if arr is not g:
+        if arr is not g or clear_gradient:
             _validate.check_writeable(name, arr)
     if w.ndim > 1 and any(arr.flags.c_contiguous != w.flags.c_contiguous for arr in (g, m, v)):
         raise ValueError("w, g, m and v must share one memory order")
     if step < 1:
         raise ValueError(f"step must be at least 1, got {step}")
     cdef double[::1] w_flat = w.reshape(-1, order="A")
-    cdef const double[::1] g_flat = g.reshape(-1, order="A")
+    cdef const double[::1] g_flat = g.reshape(-1, order="A")  # written only with clear_gradient (checked above)
     cdef double[::1] m_flat = m.reshape(-1, order="A")
     cdef double[::1] v_flat = v.reshape(-1, order="A")
     cdef double m_scale = 1.0 / (1.0 - pow(beta1, step)), v_scale = 1.0 / (1.0 - pow(beta2, step))
@@ -684,6 +687,6 @@ def adam_update(w, g, m, v, long step, double learning_rate, double beta1=0.9, d
             start = part_start(n, part, T)
             stop = part_start(n, part + 1, T)
             if stop > start:
-                finite &= adam_step(&w_flat[start], &g_flat[start], &m_flat[start], &v_flat[start], stop - start,
-                                    learning_rate, beta1, beta2, eps, m_scale, v_scale)
+                finite &= adam_step(&w_flat[start], <double*>&g_flat[start], &m_flat[start], &v_flat[start],
+                                    stop - start, learning_rate, beta1, beta2, eps, m_scale, v_scale, clear_gradient)
     return bool(finite)

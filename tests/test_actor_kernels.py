@@ -578,6 +578,30 @@ def test_ppo_backward_matches_reference(actions, clip, vf_coef, ent_coef, rng):
 
 
 @pytest.mark.parametrize("name", BACKEND_NAMES)
+def test_ppo_backward_accumulates_into_the_gradients(name, rng):
+    """With accumulate the minibatch's gradient is added to what grads hold; into zeros it is the same
+    bits as the overwriting call (the learner accumulates into gradients Adam cleared)."""
+    _, params = actor_params((0, 2, 3), hidden=24)
+    record = random_record(rng, 200, empty_rows=(3,))
+    batch = minibatch(rng, params, record, 64)
+    coefs = (0.2, 0.5, 0.01)
+    backward = get_backend(name).ppo_backward
+    loss, fresh, stats = run_backward(name, params, record, batch, coefs)
+    zeros = zero_grads(params, 0.0)
+    assert backward(params, *record_args(record), *batch, *coefs, zeros, accumulate=True) == (loss, stats)
+    held = {key: rng.standard_normal(arr.shape) for key, arr in params.items()}
+    grads = {key: np.array(held[key], order="K" if key != "W1" else "F") for key in params}
+    backward(params, *record_args(record), *batch, *coefs, grads, accumulate=True)
+    for key in PARAM_NAMES:
+        if name == "cython":
+            np.testing.assert_array_equal(zeros[key], fresh[key], err_msg=key)
+        else:
+            np.testing.assert_allclose(zeros[key], fresh[key], rtol=1e-15, atol=0, err_msg=key)
+        np.testing.assert_allclose(grads[key], held[key] + fresh[key], rtol=1e-12, atol=1e-15, err_msg=key)
+        assert np.any(fresh[key] != 0), key
+
+
+@pytest.mark.parametrize("name", BACKEND_NAMES)
 def test_ppo_backward_on_the_played_record(name, played, rng):
     params = {key: arr.copy(order="K") for key, arr in played["params"].items()}
     params["W_pi"] *= 0.01
@@ -736,6 +760,33 @@ def test_adam_first_step_moves_by_lr_times_sign(name):
     assert w.flags.f_contiguous
 
 
+@pytest.mark.parametrize("threads", (1, 3))
+def test_adam_can_clear_the_gradient_it_reads(threads, rng):
+    """clear_gradient zeroes g and changes nothing else: compiled (any thread count) and reference agree
+    bit for bit with each other and with the step that keeps g."""
+    shape = (40, 3000)  # long enough for the threads to split it
+    start = {key: np.asfortranarray(rng.standard_normal(shape)) for key in "wgm"}
+    start["v"] = np.asfortranarray(rng.random(shape))
+    kept = {key: arr.copy(order="F") for key, arr in start.items()}
+    assert kernels.adam_update(*(kept[key] for key in "wgmv"), 4, 1e-3) is True
+    for adam, kwargs in ((kernels.adam_update, {"threads": threads}), (reference.adam_update, {})):
+        cleared = {key: arr.copy(order="F") for key, arr in start.items()}
+        assert adam(*(cleared[key] for key in "wgmv"), 4, 1e-3, clear_gradient=True, **kwargs) is True
+        np.testing.assert_array_equal(cleared["g"], 0.0)
+        assert not np.signbit(cleared["g"]).any()  # +0.0, as the backward's own zeroing writes
+        for key in "wmv":
+            np.testing.assert_array_equal(cleared[key], kept[key], err_msg=f"{adam.__module__} {key}")
+
+
+def test_adam_clearing_a_read_only_gradient_is_refused():
+    w = np.ones((3, 4))
+    g = read_only(np.full_like(w, 0.5))
+    with pytest.raises(ValueError, match="g is read-only"):
+        kernels.adam_update(w, g, np.zeros_like(w), np.zeros_like(w), 1, 1e-3, clear_gradient=True)
+    np.testing.assert_array_equal(w, 1.0)
+    assert kernels.adam_update(w, g, np.zeros_like(w), np.zeros_like(w), 1, 1e-3) is True  # reading it is fine
+
+
 @pytest.mark.parametrize("name", ("compiled", "reference"))
 @pytest.mark.parametrize("where", ("w", "g", "m", "v"))
 @pytest.mark.parametrize("bad", (np.nan, np.inf, -np.inf, 1e300))
@@ -769,6 +820,15 @@ def learner_outcome(params, record, batches, threads):
         loss, stats = kernels.ppo_backward(params, *record_args(record), *batch, 0.2, 0.5, 0.01, grads,
                                            threads=threads)
         outcome[f"{b} loss and stats"] = np.array([loss, *stats.values()])
+        # The learner's way: accumulate into zeros, and Adam clears the gradient as it reads it.
+        accumulated = zero_grads(params, 0.0)
+        kernels.ppo_backward(params, *record_args(record), *batch, 0.2, 0.5, 0.01, accumulated,
+                             threads=threads, accumulate=True)
+        for name, grad in accumulated.items():
+            np.testing.assert_array_equal(grad, grads[name])
+            w, m, v = (np.zeros_like(grad, order="K") for _ in range(3))
+            assert kernels.adam_update(w, grad, m, v, 1, 1e-3, threads=threads, clear_gradient=True) is True
+            np.testing.assert_array_equal(grad, 0.0)
         for name, grad in grads.items():
             w = params[name].copy(order="K")
             m, v = np.zeros_like(w, order="K"), np.zeros_like(w, order="K")
