@@ -6,6 +6,10 @@ rounds (medians reported):
            uniformly among the actions the trainer plays, the game's defaults
            for --algo (Pong's up and down); with --algo ppo it reads the
            palette screen, as ppo's workers do
+  bare2    with --algo ppo, two bare loops at once in two processes (their
+           steps/s summed): what two workers could play if training cost
+           nothing, so bare2 / bare bounds `--workers 2` / `--workers 1`
+           on this machine
   w1       fastpg train --workers 1            (compiled kernels)
   numpy    fastpg train --workers 1 --backend numpy   (reinforce only)
   w2       fastpg train --workers 2
@@ -58,6 +62,15 @@ def bare_loop(env_id, n_steps, actions, seed=0, screen="rgb"):
             steps += 1
         index += 1
     return steps / (time.perf_counter() - start), (time.process_time() - cpu_start) / steps
+
+
+def bare_pair(env_id, n_steps, actions, screen):
+    """Two bare loops at once, one per process (seeds 0 and 1): (summed steps/s, mean CPU seconds per step)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        results = pool.starmap(bare_loop, [(env_id, n_steps, actions, seed, screen) for seed in (0, 1)])
+    return sum(rate for rate, _ in results), statistics.mean(cpu for _, cpu in results)
 
 
 def children_cpu_seconds():
@@ -129,7 +142,8 @@ def main():
     configs = {"bare": None, "w1": (1, "cython"), "numpy": (1, "numpy"), "w2": (2, "cython")}
     if ppo:
         del configs["numpy"]  # the numpy learner densifies every row of every epoch: minutes per batch
-        configs.update({"w1-lag0": (1, "cython", "--policy-lag", "0"), "w2-lag0": (2, "cython", "--policy-lag", "0")})
+        configs.update({"w1-lag0": (1, "cython", "--policy-lag", "0"), "w2-lag0": (2, "cython", "--policy-lag", "0"),
+                        "bare2": None})
     if args.only_w1:
         configs = {key: configs[key] for key in configs if key in ("bare", "w1", "w1-lag0")}
     actions = resolve_actions(args.env, None, args.algo)
@@ -138,7 +152,9 @@ def main():
     shares = []
     for _ in range(args.repeats):
         for key, setting in configs.items():
-            if setting is None:
+            if key == "bare2":
+                rate, cpu_per_step = bare_pair(args.env, args.steps, actions, screen="palette")
+            elif setting is None:
                 rate, cpu_per_step = bare_loop(args.env, args.steps, actions, screen="palette" if ppo else "rgb")
             else:
                 workers, backend, *settings = setting
@@ -157,6 +173,7 @@ def main():
         pong = args.env.split("/")[-1].startswith("Pong")
         rows = [("`--workers 1` / bare palette-screen loop", "w1", "bare", ">= 0.90" if pong else ">= 0.85"),
                 ("`--workers 2` / `--workers 1`", "w2", "w1", ">= 1.8"),
+                ("two bare loops at once / one (this machine's bound on the row above)", "bare2", "bare", ""),
                 ("`--workers 1`, lag 0 / bare palette-screen loop", "w1-lag0", "bare", ""),
                 ("`--workers 2`, lag 0 / `--workers 1`, lag 0", "w2-lag0", "w1-lag0", ""),
                 ("`--workers 2` / `--workers 2`, lag 0", "w2", "w2-lag0", "")]
@@ -173,7 +190,7 @@ def main():
     print("|---|---|---|---|")
     names = {"bare": "bare loop (random actions)", "w1": "train --workers 1", "numpy": "train --workers 1 --backend numpy",
              "w2": "train --workers 2", "w1-lag0": "train --workers 1 --policy-lag 0",
-             "w2-lag0": "train --workers 2 --policy-lag 0"}
+             "w2-lag0": "train --workers 2 --policy-lag 0", "bare2": "two bare loops at once (summed)"}
     for key, label in names.items():
         if key not in med:
             continue

@@ -594,7 +594,7 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
     cdef const double[::1] lp_old = logp_old, adv = advantages, ret = returns
     cdef const int16_t* idx_ptr = &idx[0] if idx.shape[0] else NULL
     cdef const int8_t* sgn_ptr = &sgn[0] if sgn.shape[0] else NULL
-    cdef Py_ssize_t H = net.H, A = net.A, i, k, t, part, first, last, group, start, count
+    cdef Py_ssize_t H = net.H, A = net.A, i, k, part, first, last, group, start, count
     cdef Py_ssize_t n_steps = M
     cdef double scale = 1.0 / M
     cdef double sum_policy = 0.0, sum_value = 0.0, sum_entropy = 0.0, n_clipped = 0.0

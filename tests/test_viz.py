@@ -58,6 +58,28 @@ def test_plot_puts_several_runs_on_one_figure(tiny_run, tmp_path, capsys):
     assert viz.run_labels([str(tiny_run), str(other / "checkpoint.npz")]) == ["tiny", "other"]
 
 
+@pytest.mark.parametrize("n_runs", (1, 8))
+def test_plot_legend_hides_no_panel(tiny_run, tmp_path, n_runs):
+    """A few runs' legend sits in the first panel's corner; more go beside the panels, clear of all of them."""
+    from fastpg.viz.curves import LEGEND_INSIDE_RUNS, plot_curves
+
+    runs = [str(tiny_run)]
+    for i in range(1, n_runs):
+        shutil.copytree(tiny_run, tmp_path / f"run{i}")
+        runs.append(str(tmp_path / f"run{i}"))
+    fig = plot_curves(runs, str(tmp_path / "curves.png"))
+    legends = [(ax, ax.get_legend()) for ax in fig.axes if ax.get_legend() is not None]
+    assert len(legends) == 1
+    owner, legend = legends[0]
+    assert len(legend.get_texts()) == n_runs + 2  # the runs, then the two marker styles
+    box = legend.get_window_extent()
+    overlaps = [ax for ax in fig.axes if box.overlaps(ax.get_window_extent())]
+    if n_runs <= LEGEND_INSIDE_RUNS:
+        assert owner is fig.axes[0] and overlaps == [owner]
+    else:
+        assert owner is fig.axes[2] and overlaps == []
+
+
 def test_run_labels_disambiguate_equal_names(tmp_path):
     for name in ("a/run", "b/run", "c/x"):
         (tmp_path / name).mkdir(parents=True)

@@ -48,6 +48,9 @@ def run_style(i):
     return {"color": f"C{i % 10}", "linestyle": LINE_STYLES[(i // 10) % len(LINE_STYLES)]}
 
 
+LEGEND_INSIDE_RUNS = 6  # more runs than this put the legend outside the panels
+LEGEND_ROWS = 30  # entries per legend column outside
+
 UPDATE_PANELS = (("kl", "mean KL(old || new) per update"), ("entropy", "policy entropy (nats)"),
                  ("value_loss", "value loss, (V - R)^2 / 2"), ("explained_variance", "explained variance of returns"))
 
@@ -89,12 +92,17 @@ def plot_curves(paths, output, updates=False):
                for i, name in enumerate(run_labels(paths))]
     handles += [Line2D([], [], color="0.3", linewidth=1.8, label="running reward (0.99 decay)"),
                 Line2D([], [], color="0.3", alpha=0.5, marker=".", linestyle="", label="episode reward")]
-    axes[0].legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.85)
+    if len(paths) <= LEGEND_INSIDE_RUNS:
+        axes[0].legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.85)
+    else:  # beside the last panel, where it hides no curve; the layout narrows the panels to fit it
+        axes[2].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                       fontsize=8, ncols=1 + len(handles) // LEGEND_ROWS)
     fig.suptitle("fastpg learning curves")
     if updates and not any(np.isfinite(curve["kl"]).any() for curve in curves):
         raise VizError("--updates: none of these runs has update statistics (they come from --algo ppo)")
     with _atomic_output(output) as tmp:
         fig.savefig(tmp, format=os.path.splitext(output)[1][1:].lower(), dpi=100)
+    return fig
 
 
 
