@@ -59,6 +59,8 @@ def plot_curves(paths, output, updates=False):
     """Plot running and episode reward against episodes, wall-clock time and env steps; one colour and line style a run.
 
     With ``updates``, a second row shows the update statistics (runs without them draw nothing there).
+    Up to LEGEND_INSIDE_RUNS runs, the legend sits in the first panel; more go beside the last panel.
+    Returns the matplotlib Figure it saved.
     """
     require("plot", "matplotlib")
     check_output(output, (".png", ".svg", ".pdf"))
