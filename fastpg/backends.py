@@ -63,10 +63,10 @@ class NumpyStepper:
         return episode
 
 
-def densify(episode, start, stop):
-    """Steps start:stop of a sparse episode as a dense float64 (stop - start, 6400) array."""
+def densify(episode, start, stop, n_inputs=N_PIXELS):
+    """Steps start:stop of a sparse episode as a dense float64 (stop - start, n_inputs) array."""
     offsets = episode["offsets"]
-    x = np.zeros((stop - start, N_PIXELS))
+    x = np.zeros((stop - start, n_inputs))
     for row, t in enumerate(range(start, stop)):
         entries = slice(offsets[t], offsets[t + 1])
         x[row, episode["indices"][entries]] = episode["signs"][entries]
@@ -91,6 +91,7 @@ class NumpyActorStepper:
 
     def __init__(self, params, actions, lut, fill_lut, first_row=PONG_FIRST_ROW):
         self.params = params
+        self.with_frame = params["W1"].shape[1] == 2 * N_PIXELS  # the input is the difference, then the frame
         self.first_row = _validate.first_row(first_row)
         self.actions = np.asarray(actions, dtype=np.int32)
         self.lut, self.fill_lut = lut, fill_lut
@@ -140,7 +141,7 @@ class NumpyActorStepper:
             raise ValueError("the screen shows a colour that fill_lut() did not add to the lut") from None
 
     def _record(self, current, choice):
-        x = np.zeros(N_PIXELS) if self._previous is None else current - self._previous
+        x = reference.actor_input(current, self._previous, self.with_frame)
         nonzero = np.flatnonzero(x)
         self.nnz = len(nonzero)
         self._indices.append(nonzero.astype(np.int16))
@@ -193,14 +194,16 @@ def numpy_actor_critic_forward(params, indices, signs, offsets, logits, values):
     for start in range(0, n_rows, BACKWARD_CHUNK):
         stop = min(start + BACKWARD_CHUNK, n_rows)
         logits[start:stop], values[start:stop], _ = reference.actor_critic_forward(
-            params, densify(record, start, stop))
+            params, densify(record, start, stop, params["W1"].shape[1]))
 
 
 def numpy_ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advantages, returns,
                        clip, vf_coef, ent_coef, grads, accumulate=False):
     """kernels.ppo_backward's twin: reference.ppo_loss on the minibatch's dense rows."""
     record = {"indices": indices, "signs": signs, "offsets": offsets}
-    x = np.concatenate([densify(record, t, t + 1) for t in rows]) if len(rows) else np.zeros((0, N_PIXELS))
+    n_inputs = params["W1"].shape[1]
+    x = (np.concatenate([densify(record, t, t + 1, n_inputs) for t in rows]) if len(rows)
+         else np.zeros((0, n_inputs)))
     loss, dense_grads, stats = reference.ppo_loss(params, x, choices.astype(np.intp), logp_old, advantages,
                                                   returns, clip, vf_coef, ent_coef)
     for name, grad in dense_grads.items():

@@ -294,7 +294,7 @@ def _run_weights(args):
     title = f"{os.path.basename(os.path.normpath(args.run))} after {state['episodes']:,} episodes"
     W1, what = params["W1"], "W1"
     if args.minus_init:
-        W1, what = change_since_init(W1, state["config"]), "W1 - initial W1"
+        W1, what = change_since_init(W1, state["config"], spec), "W1 - initial W1"
     plot_weights(W1, W2, args.output, w2_output, neurons=args.neurons, title=title, what=what)
     print(f"wrote {args.output} and {w2_output}")
     return 0

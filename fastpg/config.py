@@ -8,7 +8,7 @@ import math
 import os
 
 from .algorithm import get_algorithm
-from .policy import ActorCriticSpec, PolicySpec
+from .policy import INPUTS, ActorCriticSpec, PolicySpec
 
 
 def _setting(default, help, metavar=None):
@@ -54,6 +54,9 @@ class Config:
     life_loss: str = _setting(None, "ppo: 'continue' (a lost life is just a step: the episode is the whole game) "
                                     "or 'terminal' (the advantages treat a lost life as the episode's end; the game "
                                     "plays on)")
+    inputs: str = _setting(None, "ppo: what the network sees: 'difference' (the 80x80 difference frame, the "
+                                 "seed's input) or 'difference+frame' (the difference and the current binary "
+                                 "frame, 12,800 sparse inputs)")
     policy_lag: int = _setting(None, "ppo: 0 (each batch is played with the weights of the update before it) or 1 "
                                      "(with those one update older, so that each update runs while the workers "
                                      "play the next batch)")
@@ -85,7 +88,7 @@ class Config:
         frame = game_profile(self.env).frame
         actions = resolve_actions(self.env, self.actions, self.algo)
         if self.algo == "ppo":
-            return ActorCriticSpec(hidden=self.hidden, actions=actions, frame=frame)
+            return ActorCriticSpec(hidden=self.hidden, actions=actions, frame=frame, inputs=self.inputs)
         return PolicySpec(hidden=self.hidden, actions=actions, frame=frame)
 
     def validate(self):
@@ -118,6 +121,8 @@ class Config:
             raise ValueError(f"--baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
         if self.life_loss is not None and self.life_loss not in LIFE_LOSS:
             raise ValueError(f"--life-loss must be one of {', '.join(LIFE_LOSS)}, got {self.life_loss!r}")
+        if self.inputs is not None and self.inputs not in INPUTS:
+            raise ValueError(f"--inputs must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
         if self.policy_lag is not None and self.policy_lag not in POLICY_LAGS:
             raise ValueError(f"--policy-lag must be one of {', '.join(map(str, POLICY_LAGS))}, got {self.policy_lag}")
         if self.lr_decay_steps is not None and self.lr_decay_steps < 0:
@@ -138,7 +143,8 @@ ALGORITHM_DEFAULTS = {
     "reinforce": {"learning_rate": 1e-3, "batch_size": 2, "decay_rate": 0.99},
     "ppo": {"learning_rate": 1e-3, "lanes": 16, "segment_steps": 128, "epochs": 4, "minibatches": 2,
             "max_kl": 0.02, "clip": 0.2, "ent_coef": 0.03, "vf_coef": 0.5, "lam": 0.95, "baseline": "value",
-            "life_loss": "terminal", "policy_lag": 1, "lr_decay_steps": 24_000_000},
+            "life_loss": "terminal", "policy_lag": 1, "lr_decay_steps": 24_000_000,
+            "inputs": "difference"},
 }
 BASELINES = ("value", "none")
 LIFE_LOSS = ("continue", "terminal")

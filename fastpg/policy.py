@@ -12,6 +12,9 @@ from .constants import DOWN, N_PIXELS, UP
 from .games import KNOWN_GAMES
 
 HEADS = ("sigmoid",)
+# What the actor-critic's network sees, as the number of 80x80 blocks of W1's columns: the difference
+# frame alone (the seed's input), or the difference and then the current binary frame, both sparse.
+INPUTS = {"difference": 1, "difference+frame": 2}
 INIT_SPAWN_KEY = 2**32 - 1  # the initial weights' stream of the run's seed; episodes use keys 0, 1, ...
 PONG_FRAME = KNOWN_GAMES["pong"].frame
 
@@ -104,7 +107,9 @@ class ActorCriticSpec(_NamedParameters):
     ``actions`` and a value.
 
     h = relu(W1 x + b1), logits = W_pi h + b_pi, value = w_v . h + b_v, with x
-    the 80x80 difference frame. ``actions`` are indices into the game's
+    the 80x80 difference frame, or with ``inputs="difference+frame"`` the
+    difference followed by the current binary frame (12,800 inputs; the
+    stepper records both sparsely). ``actions`` are indices into the game's
     minimal action set; ``frame`` is the game's screen rule. Its stepper reads
     palette screens.
     """
@@ -112,6 +117,7 @@ class ActorCriticSpec(_NamedParameters):
     hidden: int
     actions: tuple = (UP, DOWN)
     frame: object = PONG_FRAME
+    inputs: str = "difference"
     head = "softmax"
     screen = "palette"
 
@@ -120,21 +126,30 @@ class ActorCriticSpec(_NamedParameters):
             raise ValueError(f"--hidden must be at least 1, got {self.hidden}")
         if len(self.actions) < 2 or len(set(self.actions)) != len(self.actions):
             raise ValueError(f"the policy needs at least 2 distinct actions, got {self.actions}")
+        if self.inputs not in INPUTS:
+            raise ValueError(f"--inputs must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
 
     @property
     def n_actions(self):
         return len(self.actions)
 
+    @property
+    def n_inputs(self):
+        """Columns of W1: 6400 per 80x80 block the network sees."""
+        return INPUTS[self.inputs] * N_PIXELS
+
     def parameters(self):
         H, A = self.hidden, self.n_actions
-        return {"W1": ArraySpec((H, N_PIXELS), "F"), "b1": ArraySpec((H,)), "W_pi": ArraySpec((A, H)),
+        return {"W1": ArraySpec((H, self.n_inputs), "F"), "b1": ArraySpec((H,)), "W_pi": ArraySpec((A, H)),
                 "b_pi": ArraySpec((A,)), "w_v": ArraySpec((H,)), "b_v": ArraySpec((1,))}
 
     def initial_parameters(self, seed):
-        """W1 as the seed's, W_pi small (a near-uniform first policy), w_v ~ N(0,1)/sqrt(H), zero biases."""
+        """W1 as the seed's (N(0,1)/sqrt(6400), also on a frame block: a block's scale does not depend on
+        what else the network sees), W_pi small (a near-uniform first policy), w_v ~ N(0,1)/sqrt(H),
+        zero biases."""
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(INIT_SPAWN_KEY,)))
         params = self.zero_parameters()
-        params["W1"][...] = rng.standard_normal((self.hidden, N_PIXELS)) / np.sqrt(N_PIXELS)
+        params["W1"][...] = rng.standard_normal((self.hidden, self.n_inputs)) / np.sqrt(N_PIXELS)
         params["W_pi"][...] = 0.01 * rng.standard_normal((self.n_actions, self.hidden)) / np.sqrt(self.hidden)
         params["w_v"][...] = rng.standard_normal(self.hidden) / np.sqrt(self.hidden)
         return params

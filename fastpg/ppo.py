@@ -26,6 +26,7 @@ import threading
 
 import numpy as np
 
+from .constants import N_PIXELS
 from .divergence import check_finite
 from .lanes import LaneState, Segment
 from .policy import ArraySpec
@@ -89,7 +90,7 @@ class PPO:
                 arrays[f"play_{name}"] = array
         if config is not None:
             arrays["lane_screens"] = ArraySpec((config.lanes, *SCREEN_SHAPE), dtype="uint8")
-            arrays["lane_previous"] = ArraySpec((config.lanes, 6400), dtype="uint8")
+            arrays["lane_previous"] = ArraySpec((config.lanes, N_PIXELS), dtype="uint8")
             arrays["lane_emulators"] = ArraySpec((config.lanes, None), dtype="uint8")
         return arrays
 
@@ -106,7 +107,7 @@ class PPO:
         if config.policy_lag == 1:  # the first batches are played with the initial weights
             arrays.update({f"play_{name}": array for name, array in spec.initial_parameters(config.seed).items()})
         arrays["lane_screens"] = np.zeros((config.lanes, *SCREEN_SHAPE), dtype=np.uint8)
-        arrays["lane_previous"] = np.zeros((config.lanes, 6400), dtype=np.uint8)
+        arrays["lane_previous"] = np.zeros((config.lanes, N_PIXELS), dtype=np.uint8)
         arrays["lane_emulators"] = np.zeros((config.lanes, 0), dtype=np.uint8)
         return arrays
 
@@ -266,7 +267,7 @@ class PPO:
         width = max(len(e) for e in emulators)
         arrays["lane_emulators"] = np.zeros((n, width), dtype=np.uint8)
         arrays["lane_screens"] = np.zeros((n, *SCREEN_SHAPE), dtype=np.uint8)
-        arrays["lane_previous"] = np.zeros((n, 6400), dtype=np.uint8)
+        arrays["lane_previous"] = np.zeros((n, N_PIXELS), dtype=np.uint8)
         for i, lane in enumerate(self.lanes):
             arrays["lane_emulators"][i, :len(emulators[i])] = np.frombuffer(emulators[i], dtype=np.uint8)
             if lane.game is not None:

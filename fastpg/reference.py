@@ -158,11 +158,21 @@ def preprocess_palette(screen, lut, first_row=PONG_FIRST_ROW):
     return values.astype(np.float64).ravel()
 
 
+def actor_input(current, previous, with_frame=False):
+    """The actor-critic's input from the current and previous binary frames (float64 (6400,) of 0/1;
+    previous None at an episode's start): the difference current - previous (zero at a start), then,
+    with_frame, the current frame itself, (12800,)."""
+    difference = np.zeros_like(current) if previous is None else current - previous
+    return np.concatenate([difference, current]) if with_frame else difference
+
+
 def actor_critic_forward(params, x):
-    """Dense inputs x (T, 6400) -> (logits (T, A), values (T,), h (T, H)).
+    """Dense inputs x (T, D) -> (logits (T, A), values (T,), h (T, H)).
 
     h = relu(W1 x + b1); logits = W_pi h + b_pi; value = w_v . h + b_v.
-    params: W1 (H, 6400), b1 (H,), W_pi (A, H), b_pi (A,), w_v (H,), b_v (1,).
+    params: W1 (H, D), b1 (H,), W_pi (A, H), b_pi (A,), w_v (H,), b_v (1,).
+    D is 6400, the 80x80 difference frame, or 12,800: the difference
+    followed by the current binary frame (``--inputs difference+frame``).
     """
     h = np.maximum(x @ params["W1"].T + params["b1"], 0.0)
     logits = h @ params["W_pi"].T + params["b_pi"]

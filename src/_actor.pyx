@@ -5,7 +5,9 @@ The network is the seed's hidden layer with biases, a softmax head over A
 actions and a value head: h = relu(W1 x + b1), logits = W_pi h + b_pi,
 value = w_v . h + b_v. Inputs are the sparse +-1 difference frames of
 :mod:`fastpg._rollout`'s record format, so every pass touches only the
-non-zero pixels' columns of W1. fastpg.reference states the same math densely.
+non-zero pixels' columns of W1. A W1 of 12,800 columns also sees the current
+binary frame: each record row then lists the difference's entries, then the
+frame's foreground pixels as entries 6400 + i of sign +1. fastpg.reference states the same math densely.
 
 The learner's kernels take ``threads``: they split their work between that
 many OpenMP threads so that every number is computed by the same operations
@@ -19,7 +21,9 @@ import numpy as np
 from fastpg import _validate
 from fastpg.constants import PONG_FIRST_ROW
 
-from fastpg_common cimport N_COLS, N_PIXELS, N_ROWS, add_scaled, grow, int8_t, int16_t, int32_t, int64_t, uint8_t
+from fastpg_common cimport (
+    N_COLS, N_PIXELS, N_ROWS, add_scaled, grow, int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t,
+)
 from libc.math cimport NAN, exp, log, pow
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp, memcpy, memset
@@ -45,13 +49,14 @@ cdef enum:
 
 cdef struct Net:
     # Raw pointers into the caller's parameter arrays (checked by _net).
-    const double* W1  # (H, 6400) Fortran order: column j is W1 + j * H
+    const double* W1  # (H, n_inputs) Fortran order: column j is W1 + j * H
     const double* b1
     const double* W_pi  # (A, H) C order
     const double* b_pi
     const double* w_v
     double b_v
     Py_ssize_t H, A
+    Py_ssize_t n_inputs  # N_PIXELS (the difference frame) or 2 * N_PIXELS (then the current frame)
 
 
 cdef void hidden_layer(const Net* net, const int16_t* indices, const int8_t* signs, Py_ssize_t nnz,
@@ -102,7 +107,10 @@ cdef double log_softmax(const double* logits, double* logp, Py_ssize_t A) noexce
 cdef Net _net(params) except *:
     """Check the named parameters and point a Net at them."""
     W1, b1, W_pi, b_pi, w_v, b_v = (params[name] for name in ("W1", "b1", "W_pi", "b_pi", "w_v", "b_v"))
-    H = _validate.float_matrix("W1", W1, {1: (N_PIXELS, "pixels of an 80x80 frame")}).shape[0]
+    H = _validate.float_matrix("W1", W1, {}).shape[0]
+    if W1.shape[1] not in (N_PIXELS, 2 * N_PIXELS):
+        raise ValueError(f"W1 has {W1.shape[1]} columns, expected {N_PIXELS} (the 80x80 difference frame) or "
+                         f"{2 * N_PIXELS} (the difference and the current frame)")
     if not W1.flags.f_contiguous:
         raise ValueError("W1 must be Fortran-ordered; pass numpy.asfortranarray(W1)")
     A = _validate.float_matrix("W_pi", W_pi, {1: (H, "hidden units, rows of W1")}).shape[0]
@@ -124,6 +132,7 @@ cdef Net _net(params) except *:
     net.b_v = b_v[0]
     net.H = H
     net.A = A
+    net.n_inputs = W1.shape[1]
     return net
 
 
@@ -140,7 +149,9 @@ cdef class ActorStepper:
     (the lut is the rest of its frame rule); see fastpg.reference.preprocess_palette.
 
     The record holds rows: one per ``step`` (its input and its choice) and one
-    per ``peek`` (an input only, to value the state a segment ends in).
+    per ``peek`` (an input only, to value the state a segment ends in). A W1
+    of 12,800 columns makes each row's input the difference and then the
+    current frame (see the module docstring).
     """
     cdef Net net
     cdef object _arrays  # keeps the parameter arrays, actions and lut alive
@@ -151,6 +162,7 @@ cdef class ActorStepper:
     cdef uint8_t prev[N_PIXELS]
     cdef uint8_t current[N_PIXELS]
     cdef bint first
+    cdef bint with_frame  # the network also sees the current frame
     cdef double* h
     cdef double* logits
     cdef double* logp  # log softmax(logits) of the last step
@@ -182,6 +194,7 @@ cdef class ActorStepper:
             raise MemoryError()
         self.probs = np.zeros(self.net.A)
         self.first = True
+        self.with_frame = self.net.n_inputs == 2 * N_PIXELS
 
     def __dealloc__(self):
         free(self.h)
@@ -240,12 +253,15 @@ cdef class ActorStepper:
         return seen & UNKNOWN_COLOUR
 
     cdef int _record_input(self, bint update_previous) noexcept nogil:
-        """Append the difference current - prev as a record row; returns -1 when out of memory."""
+        """Append the difference current - prev (and with_frame, then current) as a record row; returns -1
+        when out of memory."""
         cdef Py_ssize_t i, word, start
         cdef int diff
-        if grow(<void**>&self.indices, &self.indices_capacity, self.n_entries + N_PIXELS, sizeof(int16_t)) < 0:
+        cdef uint64_t zero = 0
+        if grow(<void**>&self.indices, &self.indices_capacity, self.n_entries + self.net.n_inputs,
+                sizeof(int16_t)) < 0:
             return -1
-        if grow(<void**>&self.signs, &self.signs_capacity, self.n_entries + N_PIXELS, sizeof(int8_t)) < 0:
+        if grow(<void**>&self.signs, &self.signs_capacity, self.n_entries + self.net.n_inputs, sizeof(int8_t)) < 0:
             return -1
         if grow(<void**>&self.offsets, &self.offsets_capacity, self.n_rows + 2, sizeof(int32_t)) < 0:
             return -1
@@ -265,6 +281,15 @@ cdef class ActorStepper:
                     if diff != 0:
                         self.indices[self.n_entries] = <int16_t>i
                         self.signs[self.n_entries] = <int8_t>diff
+                        self.n_entries += 1
+        if self.with_frame:
+            for word in range(0, N_PIXELS, 8):
+                if memcmp(&self.current[word], &zero, 8) == 0:
+                    continue
+                for i in range(word, word + 8):
+                    if self.current[i]:
+                        self.indices[self.n_entries] = <int16_t>(N_PIXELS + i)
+                        self.signs[self.n_entries] = 1
                         self.n_entries += 1
         if update_previous:
             memcpy(self.prev, self.current, N_PIXELS)
@@ -388,7 +413,7 @@ cdef class ActorStepper:
         self.first = True
 
 
-def _check_record(indices, signs, offsets):
+def _check_record(indices, signs, offsets, Py_ssize_t n_inputs):
     for name, arr, dtype in (("indices", indices, np.int16), ("signs", signs, np.int8),
                              ("offsets", offsets, np.int32)):
         _validate.as_array(name, arr)
@@ -399,8 +424,8 @@ def _check_record(indices, signs, offsets):
     n_rows = offsets.shape[0] - 1
     if n_rows < 0 or offsets[0] != 0 or offsets[n_rows] != indices.shape[0] or np.any(np.diff(offsets) < 0):
         raise ValueError("offsets must rise from 0 to len(indices), one more entry than rows")
-    if indices.shape[0] and (indices.min() < 0 or indices.max() >= N_PIXELS):
-        raise ValueError(f"indices must lie in [0, {N_PIXELS})")
+    if indices.shape[0] and (indices.min() < 0 or indices.max() >= n_inputs):
+        raise ValueError(f"indices must lie in [0, {n_inputs}) (the columns of W1)")
     return n_rows
 
 
@@ -435,7 +460,7 @@ def actor_critic_forward(params, indices, signs, offsets, logits, values, thread
     """Fill logits (R, A) and values (R,) for every row of a sparse record, in place (rows split
     between ``threads`` threads)."""
     cdef Net net = _net(params)
-    n_rows = _check_record(indices, signs, offsets)
+    n_rows = _check_record(indices, signs, offsets, net.n_inputs)
     cdef Py_ssize_t T = _validate.thread_count(threads)
     _validate.float_matrix("logits", logits, {0: (n_rows, "rows of the record"), 1: (net.A, "actions")})
     _validate.float_vector("values", values, n_rows, "rows of the record")
@@ -503,16 +528,16 @@ cdef void row_backward(const Net* net, Py_ssize_t a, double lp_old, double adv, 
         dh[j] = 0.0 if h[j] <= 0.0 else dh[j]
 
 
-cdef void zero_units(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t H, Py_ssize_t A, double* gW1, double* gW_pi,
-                     double* gw_v, double* gb1) noexcept nogil:
-    """Zero hidden units start:stop's entries of the gradients of W1, W_pi, w_v and b1."""
+cdef void zero_units(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t H, Py_ssize_t A, Py_ssize_t n_inputs,
+                     double* gW1, double* gW_pi, double* gw_v, double* gb1) noexcept nogil:
+    """Zero hidden units start:stop's entries of the gradients of W1 (n_inputs columns), W_pi, w_v and b1."""
     cdef Py_ssize_t n = stop - start, c, k
     if n <= 0:
         return
     if n == H:  # one thread: the whole matrix at once
-        memset(gW1, 0, N_PIXELS * H * sizeof(double))
+        memset(gW1, 0, n_inputs * H * sizeof(double))
     else:
-        for c in range(N_PIXELS):
+        for c in range(n_inputs):
             memset(gW1 + c * H + start, 0, n * sizeof(double))
     for k in range(A):
         memset(gW_pi + k * H + start, 0, n * sizeof(double))
@@ -559,7 +584,7 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
     docstring), ROW_CHUNK rows at a time.
     """
     cdef Net net = _net(params)
-    n_rows = _check_record(indices, signs, offsets)
+    n_rows = _check_record(indices, signs, offsets, net.n_inputs)
     cdef Py_ssize_t T = _validate.thread_count(threads)
     rows = _validate.as_array("rows", rows)
     _validate.check_dtype("rows", rows, np.int64)
@@ -614,8 +639,8 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
     cdef double* values = d_logits + n_steps * A
     with nogil:
         for part in prange(0 if accumulate else T, num_threads=T, schedule="static", chunksize=1):
-            zero_units(part_start(H, part, T), part_start(H, part + 1, T), H, A, &gW1[0, 0], &gW_pi[0, 0], &gw_v[0],
-                       &gb1[0])
+            zero_units(part_start(H, part, T), part_start(H, part + 1, T), H, A, net.n_inputs, &gW1[0, 0],
+                       &gW_pi[0, 0], &gw_v[0], &gb1[0])
         first = 0
         while first < n_steps:
             last = min(n_steps, first + ROW_CHUNK)

@@ -18,15 +18,18 @@ PARAM_NAMES = ("W1", "b1", "W_pi", "b_pi", "w_v", "b_v")
 BACKEND_NAMES = ("cython", "numpy")
 # The policy's game actions: Pong's up/down (A = 2), and noop/up/down (A = 3).
 ACTION_SETS = [pytest.param((2, 3), id="A2"), pytest.param((0, 2, 3), id="A3")]
+# The played script's networks: both action sets on the difference frame, and A = 2 seeing the frame too.
+PLAYED_NETWORKS = [pytest.param(((2, 3), "difference"), id="A2"), pytest.param(((0, 2, 3), "difference"), id="A3"),
+                   pytest.param(((2, 3), "difference+frame"), id="A2-frame")]
 
 
 # ---------------------------------------------------------------- inputs
 
 
-def actor_params(actions, hidden=32, seed=0):
+def actor_params(actions, hidden=32, seed=0, inputs="difference"):
     """ActorCriticSpec's initial parameters with W_pi, b_pi (and b1, b_v) made large enough
     that the policy is far from uniform and varies between screens."""
-    spec = ActorCriticSpec(hidden, actions=actions)
+    spec = ActorCriticSpec(hidden, actions=actions, inputs=inputs)
     params = spec.initial_parameters(seed)
     rng = np.random.default_rng(seed + 100)
     params["W_pi"][...] = 40.0 * rng.standard_normal(params["W_pi"].shape)
@@ -52,8 +55,9 @@ def record_args(record):
     return record["indices"], record["signs"], record["offsets"]
 
 
-def dense(record):
-    return densify(record, 0, len(record["offsets"]) - 1)
+def dense(record, params=None):
+    """The record's rows as dense inputs, as wide as params' W1 (None: the difference frame alone)."""
+    return densify(record, 0, len(record["offsets"]) - 1, N_PIXELS if params is None else params["W1"].shape[1])
 
 
 def forward_scale(params, x):
@@ -203,7 +207,7 @@ def play_script(stepper, replay, uniforms):
     return out
 
 
-def expected_rows(replay):
+def expected_rows(replay, with_frame=False):
     """(dense rows, is_peek) of the whole script, from the RGB frames and reference.preprocess."""
     rows, peeks, previous, saved = [], [], None, None
     for t, rgb in enumerate(replay.rgbs):
@@ -214,9 +218,9 @@ def expected_rows(replay):
         if "restore" in event:
             previous = saved
         if "peek" in event:
-            rows.append(np.zeros(N_PIXELS) if previous is None else current - previous)
+            rows.append(reference.actor_input(current, previous, with_frame))
             peeks.append(True)
-        rows.append(np.zeros(N_PIXELS) if previous is None else current - previous)
+        rows.append(reference.actor_input(current, previous, with_frame))
         peeks.append(False)
         previous = current
         if t == 40:
@@ -224,11 +228,11 @@ def expected_rows(replay):
     return np.array(rows), np.array(peeks)
 
 
-@pytest.fixture(scope="module", params=ACTION_SETS)
+@pytest.fixture(scope="module", params=PLAYED_NETWORKS)
 def played(request, pong_screens):
     """The script played by the compiled stepper and its numpy twin on the same screens and draws."""
-    actions = request.param
-    spec, params = actor_params(actions)
+    actions, inputs = request.param
+    spec, params = actor_params(actions, inputs=inputs)
     screens, rgbs = pong_screens
     uniforms = np.random.default_rng(11).random(len(screens))
     results = {}
@@ -283,16 +287,31 @@ def test_stepper_policy_is_not_trivial(played):
 
 
 def test_stepper_record_is_the_rgb_difference_frames(played):
+    """The record's rows are the difference frames of the RGB screens (and the frames themselves, after
+    them, for a network that sees the frame)."""
     record = joined(played["cython"]["records"])
-    rows, peeks = expected_rows(played["replay"])
+    with_frame = played["spec"].inputs == "difference+frame"
+    rows, peeks = expected_rows(played["replay"], with_frame)
     assert record["indices"].dtype == np.int16 and record["signs"].dtype == np.int8
     assert record["offsets"].dtype == np.int32 and record["choices"].dtype == np.uint8
-    np.testing.assert_array_equal(dense(record), rows)
+    np.testing.assert_array_equal(dense(record, played["params"]), rows)
     assert set(np.unique(record["signs"])) == {-1, 1}
     np.testing.assert_array_equal(record["choices"] == 255, peeks)
-    # zero rows exactly where no difference is taken: the start, episode starts, forgotten previous
-    empty = np.flatnonzero(np.diff(record["offsets"]) == 0)
-    assert {0} <= set(empty) and np.count_nonzero(rows.any(axis=1)) > 0.8 * len(rows)
+    difference = rows[:, :N_PIXELS]
+    assert np.count_nonzero(difference.any(axis=1)) > 0.8 * len(rows)
+    lengths = np.diff(record["offsets"])
+    if not with_frame:
+        # zero rows exactly where no difference is taken: the start, episode starts, forgotten previous
+        np.testing.assert_array_equal(lengths == 0, ~difference.any(axis=1))
+        assert lengths[0] == 0
+    else:  # every row lists its difference's entries, then the frame's foreground as entries 6400 + i, sign +1
+        assert np.all(rows[:, N_PIXELS:].any(axis=1))  # Pong always shows a paddle
+        for t in range(len(rows)):
+            entries = slice(record["offsets"][t], record["offsets"][t + 1])
+            indices, signs = record["indices"][entries], record["signs"][entries]
+            n_diff = np.count_nonzero(difference[t])
+            assert np.all(indices[:n_diff] < N_PIXELS) and np.all(indices[n_diff:] >= N_PIXELS), t
+            assert np.all(signs[n_diff:] == 1) and np.all(np.diff(indices[n_diff:]) > 0), t
 
 
 def test_stepper_choices_follow_the_draws_and_greedy_the_argmax(played):
@@ -314,7 +333,7 @@ def test_stepper_choices_follow_the_draws_and_greedy_the_argmax(played):
 def test_stepper_probs_match_the_reference_forward(played):
     """The step's probabilities are the softmax of reference.actor_critic_forward on the recorded row."""
     record = joined(played["cython"]["records"])
-    x = dense(record)[record["choices"] != 255]
+    x = dense(record, played["params"])[record["choices"] != 255]
     logits, _, _ = reference.actor_critic_forward(played["params"], x)
     np.testing.assert_allclose(np.array(played["cython"]["probs"]), np.exp(reference.log_softmax(logits)),
                                rtol=1e-12)
@@ -452,7 +471,7 @@ def run_forward(name, params, record):
 
 
 def check_forward(params, record):
-    x = dense(record)
+    x = dense(record, params)
     ref_logits, ref_values, _ = reference.actor_critic_forward(params, x)
     logit_scale, value_scale = forward_scale(params, x)
     for name in BACKEND_NAMES:
@@ -521,7 +540,7 @@ def minibatch(rng, params, record, M, spread=0.4):
     rows[:2] = empty[0]
     rows[2] = rows[3]
     choices = rng.integers(0, A, size=M).astype(np.uint8)
-    logits, _, _ = reference.actor_critic_forward(params, dense(record)[rows])
+    logits, _, _ = reference.actor_critic_forward(params, dense(record, params)[rows])
     logp = reference.log_softmax(logits)[np.arange(M), choices]
     logp_old = logp + rng.normal(0.0, spread, size=M)
     advantages = rng.standard_normal(M)
@@ -542,7 +561,7 @@ def test_ppo_backward_matches_reference(actions, clip, vf_coef, ent_coef, rng):
     record = random_record(rng, 300, empty_rows=(5,))
     batch = rows, choices, logp_old, advantages, returns = minibatch(rng, params, record, 128)
     coefs = (clip, vf_coef, ent_coef)
-    x = dense(record)[rows]
+    x = dense(record, params)[rows]
     ref_loss, ref_grads, ref_stats = reference.ppo_loss(params, x, choices.astype(np.intp), logp_old, advantages,
                                                         returns, *coefs)
     # Clipping is active (zero gradient) for rows on both sides: ratio > 1 + clip with A > 0, < 1 - clip with A < 0.
@@ -609,7 +628,7 @@ def test_ppo_backward_on_the_played_record(name, played, rng):
     stepped = np.flatnonzero(record["choices"] != 255)
     rows = np.sort(rng.choice(stepped, size=200, replace=False)).astype(np.int64)
     choices = record["choices"][rows]
-    x = dense(record)[rows]
+    x = dense(record, params)[rows]
     logits, _, _ = reference.actor_critic_forward(params, x)
     logp_old = reference.log_softmax(logits)[np.arange(200), choices] + rng.normal(0, 0.3, 200)
     batch = (rows, choices, logp_old, rng.standard_normal(200), rng.standard_normal(200))
@@ -920,7 +939,13 @@ BAD_RECORDS = [
     (set_arg(1, lambda a: np.where(np.arange(len(a)) == 3, -1, a).astype(np.int16)), ValueError, "indices must lie in"),
     (set_arg(1, lambda a: np.repeat(a, 2)[::2]), ValueError, "indices must be C-contiguous"),
     (replace_param("W1", np.ascontiguousarray), ValueError, "W1 must be Fortran-ordered"),
-    (replace_param("W1", lambda a: np.asfortranarray(a[:, :6399])), ValueError, "W1 has length 6399"),
+    (replace_param("W1", lambda a: np.asfortranarray(a[:, :6399])), ValueError,
+     r"W1 has 6399 columns, expected 6400 \(the 80x80 difference frame\) or 12800"),
+    (replace_param("W1", lambda a: np.asfortranarray(np.hstack([a, a, a]))), ValueError, "W1 has 19200 columns"),
+    # a W1 that also sees the frame takes the frame block's indices, and no more
+    (lambda args: (replace_param("W1", lambda a: np.asfortranarray(np.hstack([a, a])))(args),
+                   set_arg(1, lambda a: np.where(np.arange(len(a)) == 3, 12800, a).astype(np.int16))(args)),
+     ValueError, r"indices must lie in \[0, 12800\) \(the columns of W1\)"),
     (replace_param("W1", lambda a: np.asfortranarray(a, dtype=np.float32)), TypeError, "W1 must have dtype float64"),
     (replace_param("W_pi", lambda a: a[:, :-1].copy()), ValueError, "W_pi has length 7 along axis 1"),
     (replace_param("W_pi", lambda a: a[:1].copy()), ValueError, "at least 1 hidden unit and 2 actions"),

@@ -123,6 +123,26 @@ def test_numpy_backend_gives_the_weights_of_cython(ppo_run, runs):
     assert episodes_played(metric_rows(run_dir)) == episodes_played(metric_rows(ppo_run[0]))
 
 
+def test_a_network_seeing_the_frame_learns_from_it_the_same_on_two_workers_and_on_numpy(runs):
+    """--inputs difference+frame: W1 has a second 6400-column block, which learns (Pong's paddles are
+    always on screen), and the run's guarantees hold as for the difference alone."""
+    options = (*PPO_OPTIONS, "--inputs", "difference+frame", "--max-steps", 4 * BATCH_STEPS)
+    one, two, twin = (str(runs / f"ppo-frame-{name}") for name in ("one", "two", "numpy"))
+    run_ppo(one, *options)
+    run_ppo(two, *options, workers=2)
+    run_ppo(twin, *options, "--backend", "numpy")
+    assert_same_run(two, one)
+    arrays = load_arrays(one)
+    assert load_state(one)["config"]["inputs"] == "difference+frame" and arrays["W1"].shape == (HIDDEN, 12800)
+    initial = Config(algo="ppo", hidden=HIDDEN, inputs="difference+frame").policy().initial_parameters(0)["W1"]
+    changed = np.any(arrays["W1"] != initial, axis=0)
+    assert changed[:6400].sum() > 100 and changed[6400:].sum() > 100
+    for name in PARAMETERS:
+        desired = arrays[name]
+        np.testing.assert_allclose(load_arrays(twin)[name], desired, rtol=1e-9, atol=1e-12 * np.abs(desired).max(),
+                                   err_msg=name)
+
+
 def test_max_steps_stops_at_the_first_batch_boundary_past_it(runs):
     run_dir = str(runs / "ppo-max-steps")
     run_ppo(run_dir, *PPO_OPTIONS, "--max-steps", BATCH_STEPS + 1)
@@ -409,6 +429,10 @@ NEW_RUN_ERRORS = {
     "zero learner threads": (["--algo", "ppo", "--learner-threads", 0], ["--learner-threads must be at least 1, got 0"]),
     "a million learner threads": (["--algo", "ppo", "--learner-threads", 10**6],
                                   ["--learner-threads must be at most 256, got 1000000"]),
+    "unknown inputs": (["--algo", "ppo", "--inputs", "frame"],
+                       ["--inputs must be one of difference, difference+frame, got 'frame'"]),
+    "inputs of reinforce": (["--algo", "reinforce", "--inputs", "difference+frame"],
+                            ["--inputs is a setting of --algo ppo"]),
     "unknown algo": (["--algo", "dqn"], []),  # argparse's choices
 }
 

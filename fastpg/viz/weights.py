@@ -15,16 +15,18 @@ def default_w2_output(output):
     return f"{stem}-w2{extension}"
 
 
-def change_since_init(W1, config):
+def change_since_init(W1, config, spec=None):
     """W1 minus the run's initial W1, reproduced from its seed: what training has changed.
 
     Pixels that never differ between frames (the walls, the score) get no
     gradient, so their weights must still equal the reproduced ones exactly;
     if none do, the run was initialised some other way and VizError is raised.
+    spec: the run's network (None: the seed's, of config's hidden size).
     """
     from ..policy import PolicySpec
 
-    initial = PolicySpec(int(config["hidden"])).initial_parameters(int(config.get("seed", 0)))["W1"]
+    spec = spec or PolicySpec(int(config["hidden"]))
+    initial = spec.initial_parameters(int(config.get("seed", 0)))["W1"]
     if initial.shape != W1.shape or not np.any(W1 == initial):
         raise VizError("cannot reproduce this run's initial weights from its seed, so --minus-init "
                        "cannot tell what training changed")
@@ -34,6 +36,8 @@ def change_since_init(W1, config):
 def plot_weights(W1, W2, output, w2_output, neurons=40, title=None, what="W1"):
     """Rows 0..neurons-1 of W1 as 80x80 images, and all of W2 as a bar chart.
 
+    A W1 row of 12,800 (the difference and the current frame) is drawn as a
+    160x80 image: its difference block above its frame block.
     Each tile is scaled to its own range, symmetric about zero: white is
     positive, black negative, mid-grey zero. Its frame marks the neuron's W2:
     green pushes towards UP, purple towards DOWN, thicker for larger |W2|.
@@ -61,7 +65,7 @@ def plot_weights(W1, W2, output, w2_output, neurons=40, title=None, what="W1"):
         if i >= shown:
             ax.set_axis_off()
             continue
-        image = W1[i].reshape(80, 80)
+        image = W1[i].reshape(-1, 80)
         scale = float(np.max(np.abs(image))) or 1.0
         ax.imshow(image, cmap="gray", vmin=-scale, vmax=scale, interpolation="nearest")
         colour = up if W2[i] >= 0 else down
