@@ -19,8 +19,8 @@ With --algo ppo, two more in-process runs with 2 workers, of --steps and 3x
 --steps, split the CPU time per env step between the learner (this process)
 and the workers, in the steady state: over the steps the longer run adds.
 --only-w1 measures the bare loop and --workers 1 alone. With --algo ppo,
---epochs and --minibatches measure every training configuration at those
-settings instead of the defaults (to weigh a candidate's speed).
+--epochs, --minibatches and --inputs measure every training configuration
+at those settings instead of the defaults (to weigh a candidate's speed).
 Training throughput is steady state: env steps between the first and the last
 row of metrics.csv over the seconds between them (worker start-up excluded).
 CPU per step is the CPU time (user + system) of every process involved, per
@@ -121,6 +121,9 @@ def _cpu_split(env_id, n_steps, overrides, workers):
     return learner, worker, outcome.state.env_steps
 
 
+PPO_SETTINGS = {"epochs": int, "minibatches": int, "inputs": str}  # the training settings it can change
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="ALE/Pong-v5")
@@ -130,12 +133,12 @@ def main():
     parser.add_argument("--only-w1", action="store_true",
                         help="measure only the bare loop and --workers 1 (no --workers 2, numpy or learner split)")
     parser.add_argument("--json", help="also write the raw numbers here")
-    for name in ("epochs", "minibatches"):
-        parser.add_argument(f"--{name}", type=int, help=f"ppo: train with this --{name} (default: the default's)")
+    for name, kind in PPO_SETTINGS.items():
+        parser.add_argument(f"--{name}", type=kind, help=f"ppo: train with this --{name} (default: the default's)")
     args = parser.parse_args()
-    overrides = {name: getattr(args, name) for name in ("epochs", "minibatches") if getattr(args, name) is not None}
+    overrides = {name: getattr(args, name) for name in PPO_SETTINGS if getattr(args, name) is not None}
     if overrides and args.algo != "ppo":
-        parser.error("--epochs and --minibatches are ppo settings: add --algo ppo")
+        parser.error(f"{', '.join('--' + name for name in overrides)}: ppo settings; add --algo ppo")
     setting_args = [arg for name, value in overrides.items() for arg in (f"--{name}", str(value))]
 
     ppo = args.algo == "ppo"
