@@ -7,7 +7,8 @@ value = w_v . h + b_v. Inputs are the sparse +-1 difference frames of
 :mod:`fastpg._rollout`'s record format, so every pass touches only the
 non-zero pixels' columns of W1. A W1 of 12,800 columns also sees the current
 binary frame: each record row then lists the difference's entries, then the
-frame's foreground pixels as entries 6400 + i of sign +1. fastpg.reference states the same math densely.
+frame's foreground pixels as entries 6400 + i of sign +1. fastpg.reference
+states the same math densely.
 
 The learner's kernels take ``threads``: they split their work between that
 many OpenMP threads so that every number is computed by the same operations
