@@ -125,6 +125,38 @@ def test_weights_tiles_show_each_row_of_w1(tmp_path):
     assert np.all(grey[top:bottom + 1, left - width + 5:left - 5] > 250)  # the white (left) half
 
 
+def test_weights_tile_of_a_network_seeing_the_frame_is_the_difference_above_the_frame(tmp_path):
+    # Neuron 0 is +1 on its difference block and -1 on its frame block: a white tile over a black one.
+    W1 = np.zeros((1, 12800))
+    W1[0, :6400], W1[0, 6400:] = 1.0, -1.0
+    out, w2_out = tmp_path / "w.png", tmp_path / "w2.png"
+    assert viz.plot_weights(W1, np.array([0.5]), str(out), str(w2_out), neurons=1) == 1
+    with Image.open(out) as image:
+        grey = np.asarray(image.convert("L"))
+    black = grey < 5
+    rows, = np.nonzero(black.sum(axis=1) > 30)
+    cols, = np.nonzero(black.sum(axis=0) > 30)
+    top, bottom, left, right = rows.min(), rows.max(), cols.min(), cols.max()  # the frame block: black
+    size = bottom - top + 1
+    assert size > 30 and abs((right - left + 1) - size) < 5  # a square, 80x80 zoomed
+    assert np.all(grey[top - size + 3:top - 3, left + 3:right - 3] > 250)  # the difference block above: white
+    # the tile's coloured border runs just above the difference block, not above the frame block
+    border = grey[top - size - 4:top - size + 3, left + 3:right - 3]
+    assert np.any(np.all(border < 200, axis=1))
+    assert np.all(grey[top - 3:top, left + 3:right - 3] > 250)
+
+
+def test_minus_init_of_a_network_seeing_the_frame():
+    from fastpg.policy import ActorCriticSpec
+
+    spec = ActorCriticSpec(3, inputs="difference+frame")
+    initial = spec.initial_parameters(11)["W1"]
+    change = np.zeros_like(initial)
+    change[1, 7000:7100] = 0.05
+    np.testing.assert_allclose(viz.change_since_init(initial + change, {"hidden": 3, "seed": 11}, spec), change,
+                               rtol=1e-12, atol=1e-15)
+
+
 def test_minus_init_recovers_what_training_changed():
     from fastpg.policy import PolicySpec
 

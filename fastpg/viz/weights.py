@@ -51,6 +51,7 @@ def plot_weights(W1, W2, output, w2_output, neurons=40, title=None, what="W1"):
     from matplotlib.figure import Figure
 
     n_hidden = W1.shape[0]
+    tiles = "80x80 images" if W1.shape[1] == 6400 else "160x80 images (the difference above, the frame below)"
     shown = max(1, min(neurons, n_hidden))
     columns = min(shown, 10 if shown > 40 else 8)
     rows = math.ceil(shown / columns)
@@ -74,7 +75,7 @@ def plot_weights(W1, W2, output, w2_output, neurons=40, title=None, what="W1"):
             spine.set_linewidth(0.5 + 3.0 * abs(W2[i]) / w2_max)
         ax.set_title(f"#{i}  W2 {W2[i]:+.2f}", fontsize=7, color=colour, pad=2)
     neurons_text = "neuron 0" if shown == 1 else f"neurons 0-{shown - 1}"
-    fig.suptitle((title + ": " if title else "") + f"{what} of hidden {neurons_text} (of {n_hidden}) as 80x80 images\n"
+    fig.suptitle((title + ": " if title else "") + f"{what} of hidden {neurons_text} (of {n_hidden}) as {tiles}\n"
                  "white +, black -, each neuron scaled to its own range\n"
                  "frame: its W2 (green towards UP, purple towards DOWN, thicker = larger)", fontsize=9)
 
