@@ -33,7 +33,8 @@ def settings(state):
         return f"reinforce, lr {learning_rate}, batch {config['batch_size']}, seed {config['seed']}"
     return (f"ppo, lr {learning_rate}, {config['lanes']} lanes x {config['segment_steps']}, {config['epochs']} epochs "
             f"x {config['minibatches']} minibatches, max-kl {config['max_kl']:g}, entropy {config['ent_coef']:g}, "
-            f"baseline {config.get('baseline') or 'value'}, lag {config.get('policy_lag', 0)}, seed {config['seed']}")  # runs before fastpg 0.5 had no lag
+            f"baseline {config.get('baseline') or 'value'}, lag {config.get('policy_lag', 0)}, "  # before 0.5: no lag
+            f"{'sees the frame, ' if config.get('inputs') == 'difference+frame' else ''}seed {config['seed']}")
 
 
 def describe(run_dir):
