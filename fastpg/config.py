@@ -8,7 +8,7 @@ import math
 import os
 
 from .algorithm import get_algorithm
-from .policy import INPUTS, ActorCriticSpec, PolicySpec
+from .policy import ActorCriticSpec, PolicySpec
 
 
 def _setting(default, help, metavar=None):
@@ -121,8 +121,6 @@ class Config:
             raise ValueError(f"--baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
         if self.life_loss is not None and self.life_loss not in LIFE_LOSS:
             raise ValueError(f"--life-loss must be one of {', '.join(LIFE_LOSS)}, got {self.life_loss!r}")
-        if self.inputs is not None and self.inputs not in INPUTS:
-            raise ValueError(f"--inputs must be one of {', '.join(INPUTS)}, got {self.inputs!r}")
         if self.policy_lag is not None and self.policy_lag not in POLICY_LAGS:
             raise ValueError(f"--policy-lag must be one of {', '.join(map(str, POLICY_LAGS))}, got {self.policy_lag}")
         if self.lr_decay_steps is not None and self.lr_decay_steps < 0:
@@ -133,7 +131,7 @@ class Config:
             raise ValueError(f"--decay-rate must be in [0, 1), got {self.decay_rate}")
         if not 0 <= self.seed < 2**63:
             raise ValueError(f"--seed must be a non-negative integer, got {self.seed}")
-        spec = self.policy()  # checks --hidden
+        spec = self.policy()  # checks --hidden and --inputs
         check_memory(algorithm_class.working_bytes(spec), f"--hidden {self.hidden}")
         atari_settings(self.env)
 
