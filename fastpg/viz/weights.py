@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 
+from ..constants import N_PIXELS
 from .output import VizError, _atomic_output, check_output, require
 
 UP_RGB, DOWN_RGB = (26, 152, 80), (123, 50, 148)  # colours for "pushes towards UP / DOWN"
@@ -51,7 +52,7 @@ def plot_weights(W1, W2, output, w2_output, neurons=40, title=None, what="W1"):
     from matplotlib.figure import Figure
 
     n_hidden = W1.shape[0]
-    tiles = "80x80 images" if W1.shape[1] == 6400 else "160x80 images (the difference above, the frame below)"
+    tiles = "80x80 images" if W1.shape[1] == N_PIXELS else "160x80 images (the difference above, the frame below)"
     shown = max(1, min(neurons, n_hidden))
     columns = min(shown, 10 if shown > 40 else 8)
     rows = math.ceil(shown / columns)
