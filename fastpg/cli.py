@@ -199,7 +199,9 @@ def _add_video_parser(subparsers):
     p = subparsers.add_parser(
         "video", help="record the agent playing one game as a GIF or MP4",
         description="Record a checkpoint's policy playing one game (or --max-frames frames): the real "
-                    "RGB frames, the 80x80 difference frame the policy saw, P(up) and the score. "
+                    "RGB frames, what the policy saw (the 80x80 difference frame, and with --inputs "
+                    "difference+frame the binary frame too), the action taken and its probability, and "
+                    "the score. "
                     ".gif always works; .mp4 needs imageio-ffmpeg.",
         formatter_class=_HelpFormatter)
     p.add_argument("run", metavar="RUN", help="a run directory or a checkpoint.npz")

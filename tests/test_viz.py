@@ -213,6 +213,24 @@ def test_video_gif_frames_are_the_rendered_frames(tiny_run, tmp_path):
         (109, 118, 43), (53, 95, 24), (101, 111, 228), (210, 182, 86)}
 
 
+@pytest.mark.parametrize("sees_frame", [False, True])
+def test_video_panel_shows_what_the_policy_sees(sees_frame):
+    """The difference at zoom 2 alone; with the frame, the difference and the binary frame side by side
+    at zoom 1 (scale 1: the panel starts at x 160, y 12)."""
+    renderer = viz.FrameRenderer(scale=1, sees_frame=sees_frame)
+    diff, current = np.zeros(6400, dtype=np.int8), np.zeros(6400, dtype=np.int8)
+    diff[5 * 80 + 7], diff[6 * 80 + 7] = 1, -1
+    current[30 * 80 + 50] = 1
+    canvas = renderer.render(np.zeros((210, 160, 3), dtype=np.uint8), diff, "UP", 0.5, "score 0", 0, current)
+    assert canvas.shape == (210, 320, 3)
+    zoom = 1 if sees_frame else 2
+    diff_view = canvas[12:12 + 80 * zoom:zoom, 160:160 + 80 * zoom:zoom, 0]
+    assert (diff_view == np.array([0, 128, 255], dtype=np.uint8)[diff.reshape(80, 80) + 1]).all()
+    if sees_frame:
+        frame_view = canvas[12:92, 240:320, 0]
+        assert (frame_view == np.where(current.reshape(80, 80) == 1, 255, 128)).all()
+
+
 def test_gif_writer_is_exact_and_survives_many_colours(tmp_path):
     rng = np.random.default_rng(0)
     frames = []

@@ -1,5 +1,6 @@
-"""The agent playing (fastpg video): each frame shows the game, the difference frame the policy saw,
-the action taken and its probability, and the score."""
+"""The agent playing (fastpg video): each frame shows the game, what the policy saw (the difference
+frame, and the binary frame for a network that sees it), the action taken and its probability, and
+the score."""
 import importlib.util
 
 import numpy as np
@@ -30,10 +31,12 @@ class FrameRenderer:
     probability, and the score.
 
     scale is the integer zoom of the game (the difference frame gets 2*scale,
-    so both halves are equally wide). Output is uint8 (210*scale, 320*scale, 3).
+    so both halves are equally wide). With sees_frame, the policy also saw the
+    current binary frame: the difference and the frame then sit side by side,
+    each at zoom scale. Output is uint8 (210*scale, 320*scale, 3).
     """
 
-    def __init__(self, scale=2):
+    def __init__(self, scale=2, sees_frame=False):
         from PIL import ImageFont
 
         self.scale = scale
@@ -41,33 +44,39 @@ class FrameRenderer:
         self.height = FRAME_HEIGHT * scale
         self.panel_x = FRAME_WIDTH * scale
         self.diff_top = 12 * scale
-        self.diff_size = 80 * 2 * scale
+        self.sees_frame = sees_frame
+        self.diff_zoom = scale if sees_frame else 2 * scale
+        self.panel_width = 80 * 2 * scale
+        self.panel_height = 80 * self.diff_zoom
         try:
             self.font = ImageFont.load_default(size=6 * scale + 1)
         except TypeError:  # Pillow < 10.1: a fixed bitmap font
             self.font = ImageFont.load_default()
         self._diff_levels = np.array([0, 128, 255], dtype=np.uint8)  # -1, 0, +1
 
-    def render(self, frame, diff, action_name, probability, score, step):
-        """score: the text of the score so far (Pong: "agent 3 : 5 cpu")."""
+    def render(self, frame, diff, action_name, probability, score, step, current=None):
+        """diff and current: the 6400 pixels of the difference and the binary frame (current is drawn
+        only with sees_frame); score: the text of the score so far (Pong: "agent 3 : 5 cpu")."""
         from PIL import Image, ImageDraw
 
         s = self.scale
         canvas = np.empty((self.height, self.width, 3), dtype=np.uint8)
         canvas[:] = BACKGROUND
         canvas[:, :self.panel_x] = frame.repeat(s, axis=0).repeat(s, axis=1)
-        grey = self._diff_levels[diff.reshape(80, 80).astype(np.int8) + 1]
-        zoom = 2 * s
-        top, left = self.diff_top, self.panel_x
-        canvas[top:top + self.diff_size, left:left + self.diff_size] = (
-            grey.repeat(zoom, axis=0).repeat(zoom, axis=1)[:, :, None])
+        top, left, zoom = self.diff_top, self.panel_x, self.diff_zoom
+        views = [diff] + ([current] if self.sees_frame else [])
+        for i, pixels in enumerate(views):
+            grey = self._diff_levels[pixels.reshape(80, 80).astype(np.int8) + 1]
+            x = left + i * 80 * zoom
+            canvas[top:top + 80 * zoom, x:x + 80 * zoom] = grey.repeat(zoom, axis=0).repeat(zoom, axis=1)[:, :, None]
 
         image = Image.fromarray(canvas)
         draw = ImageDraw.Draw(image)
         draw.fontmode = "1"  # no anti-aliasing: a handful of exact colours keeps the GIF small
-        draw.text((left + 3 * s, 2 * s), "what the policy sees: 80x80 difference", font=self.font, fill=TEXT)
-        y = top + self.diff_size + 3 * s
-        bar_left, bar_right = left + 3 * s, left + self.diff_size - 3 * s
+        label = "the policy sees: difference | frame" if self.sees_frame else "what the policy sees: 80x80 difference"
+        draw.text((left + 3 * s, 2 * s), label, font=self.font, fill=TEXT)
+        y = top + self.panel_height + 3 * s
+        bar_left, bar_right = left + 3 * s, left + self.panel_width - 3 * s
         draw.text((bar_left, y), f"{action_name}  P {probability:.2f}", font=self.font, fill=UP_RGB)
         y += 9 * s
         bar_height = 5 * s
@@ -114,7 +123,7 @@ def record_video(params, spec, env_id, output, seed=0, greedy=False, max_frames=
     player = Player(PlayerSettings(spec, env_id, backend=backend, seed=seed, greedy=greedy, record=False), params)
     preprocess = get_backend(backend).preprocess
     rule, names, rallies = spec.frame, action_names(env_id), game_profile(env_id).rallies
-    renderer = FrameRenderer(scale)
+    renderer = FrameRenderer(scale, sees_frame=getattr(spec, "inputs", "difference") == "difference+frame")
     state = {"previous": None, "points_for": 0, "points_against": 0, "written": 0}
 
     def on_step(frame, stepper, action, rewards):
@@ -130,7 +139,7 @@ def record_video(params, spec, env_id, output, seed=0, greedy=False, max_frames=
             score = (f"agent {state['points_for']} : {state['points_against']} cpu" if rallies
                      else f"score {state['points_for'] - state['points_against']}")
             writer.write(renderer.render(frame, diff, names[action], _probability(spec, stepper, action), score,
-                                         step))
+                                         step, current))
             state["written"] += 1
             if on_frame is not None:
                 on_frame()
