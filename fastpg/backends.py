@@ -109,10 +109,12 @@ class NumpyActorStepper:
 
     def reset(self):
         self._previous = None
-        self._indices, self._signs, self._choices, self._logps = [], [], [], []
+        self._chained = False  # as the compiled stepper's: may the next row leave out its frame
+        self._indices, self._signs, self._choices, self._logps, self._keyframes = [], [], [], [], []
 
     def new_episode(self):
         self._previous = None
+        self._chained = False
 
     @property
     def previous(self):
@@ -120,6 +122,7 @@ class NumpyActorStepper:
 
     @previous.setter
     def previous(self, frame):
+        self._chained = False
         if frame is None:
             self._previous = None
             return
@@ -144,10 +147,14 @@ class NumpyActorStepper:
         x = reference.actor_input(current, self._previous, self.with_frame)
         nonzero = np.flatnonzero(x)
         self.nnz = len(nonzero)
+        self._keyframes.append(not self._chained)
+        if self.with_frame and self._chained:  # the compact record (reference.expand_frame_record)
+            nonzero = nonzero[nonzero < N_PIXELS]
         self._indices.append(nonzero.astype(np.int16))
         self._signs.append(x[nonzero].astype(np.int8))
         self._choices.append(choice)
         self._logps.append(np.nan)
+        self._chained = choice != 255
         return x
 
     def step(self, screen, u):
@@ -183,7 +190,10 @@ class NumpyActorStepper:
             "choices": np.array(self._choices, dtype=np.uint8),
             "logp": np.array(self._logps, dtype=np.float64),
         }
-        self._indices, self._signs, self._choices, self._logps = [], [], [], []
+        if self.with_frame:
+            record["keyframes"] = np.array(self._keyframes, dtype=np.uint8)
+        self._indices, self._signs, self._choices, self._logps, self._keyframes = [], [], [], [], []
+        self._chained = False
         return record
 
 
@@ -222,7 +232,7 @@ class Backend:
     """
 
     def __init__(self, name, stepper, discount_rewards, sparse_backward, rmsprop_update, preprocess,
-                 actor_stepper, actor_critic_forward, ppo_backward, adam_update, gae):
+                 actor_stepper, actor_critic_forward, ppo_backward, adam_update, gae, expand_frame_record):
         self.name = name
         self.stepper = stepper
         self.preprocess = preprocess
@@ -234,6 +244,7 @@ class Backend:
         self.ppo_backward = ppo_backward
         self.adam_update = adam_update
         self.gae = gae
+        self.expand_frame_record = expand_frame_record
 
 
 BACKENDS = ("cython", "numpy")
@@ -253,10 +264,10 @@ def get_backend(name, threads=1):
         return Backend(name, kernels.PolicyStepper, kernels.discount_rewards,
                        kernels.sparse_backward, kernels.rmsprop_update, kernels.preprocess,
                        kernels.ActorStepper, threaded(kernels.actor_critic_forward), threaded(kernels.ppo_backward),
-                       threaded(kernels.adam_update), kernels.gae)
+                       threaded(kernels.adam_update), kernels.gae, kernels.expand_frame_record)
     if name == "numpy":
         return Backend(name, NumpyStepper, reference.discount_rewards,
                        numpy_sparse_backward, reference.rmsprop_update, reference.preprocess,
                        NumpyActorStepper, numpy_actor_critic_forward, numpy_ppo_backward,
-                       reference.adam_update, reference.gae)
+                       reference.adam_update, reference.gae, reference.expand_frame_record)
     raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")

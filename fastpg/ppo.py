@@ -177,6 +177,9 @@ class PPO:
         learner's played it."""
         c, backend = self.config, self.backend
         record = _concatenate([r["record"] for r in results])
+        if "keyframes" in record:  # a frame-seeing network's compact record: rebuild the frames the kernels read
+            record["indices"], record["signs"], record["offsets"] = backend.expand_frame_record(
+                record["indices"], record["signs"], record["offsets"], record["keyframes"])
         n_rows = len(record["offsets"]) - 1
         S = c.segment_steps
         logits = np.zeros((n_rows, self.spec.n_actions))
@@ -323,17 +326,16 @@ def _lane_from_json(saved, arrays, i):
 
 
 def _concatenate(records):
-    """One sparse record of several, rows in order."""
+    """One sparse record of several, rows in order (each record's first row is a keyframe, so compact frame
+    records join as they are)."""
     offsets = [np.zeros(1, dtype=np.int64)]
     total = 0
     for r in records:
         offsets.append(r["offsets"][1:].astype(np.int64) + total)
         total += len(r["indices"])
-    return {"indices": np.concatenate([r["indices"] for r in records]),
-            "signs": np.concatenate([r["signs"] for r in records]),
-            "offsets": np.concatenate(offsets).astype(np.int32),
-            "choices": np.concatenate([r["choices"] for r in records]),
-            "logp": np.concatenate([r["logp"] for r in records])}
+    joined = {key: np.concatenate([r[key] for r in records]) for key in records[0] if key != "offsets"}
+    joined["offsets"] = np.concatenate(offsets).astype(np.int32)
+    return joined
 
 
 def _explained_variance(predicted, target):

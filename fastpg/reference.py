@@ -166,6 +166,47 @@ def actor_input(current, previous, with_frame=False):
     return np.concatenate([difference, current]) if with_frame else difference
 
 
+def expand_frame_record(indices, signs, offsets, keyframes):
+    """The full sparse record of a frame-seeing network's compact one: (indices, signs, offsets).
+
+    In the full record every row lists its difference's entries, then the
+    current binary frame's foreground pixels i as entries 6400 + i of sign
+    +1, both in ascending order. A compact record lists the frame only in
+    its keyframe rows (``keyframes`` uint8 (R,), 1 there): a row's frame is
+    otherwise the row before's frame plus the row's difference, since the
+    stepper took that difference against exactly that frame. So a step
+    records about 30 fewer entries, and the first row must be a keyframe.
+    """
+    n_pixels = FRAME_SIDE * FRAME_SIDE
+    keyframes = np.asarray(keyframes)
+    if keyframes.shape != (len(offsets) - 1,):
+        raise ValueError(f"keyframes must have one entry per row ({len(offsets) - 1}), got shape {keyframes.shape}")
+    if len(keyframes) and not keyframes[0]:
+        raise ValueError("a compact frame record's first row must be a keyframe")
+    frame = np.zeros(n_pixels, dtype=np.int64)
+    rows_indices, rows_signs = [], []
+    for row, key in enumerate(keyframes):
+        row_indices = np.asarray(indices[offsets[row]:offsets[row + 1]], dtype=np.int64)
+        row_signs = np.asarray(signs[offsets[row]:offsets[row + 1]], dtype=np.int64)
+        in_difference = row_indices < n_pixels
+        if key:
+            frame[:] = 0
+            frame[row_indices[~in_difference] - n_pixels] = 1
+        else:
+            if not in_difference.all():
+                raise ValueError(f"row {row} is not a keyframe but lists frame entries")
+            np.add.at(frame, row_indices, row_signs)
+            if frame.min() < 0 or frame.max() > 1:
+                raise ValueError(f"row {row}'s difference does not apply to the frame before it")
+        foreground = np.flatnonzero(frame)
+        rows_indices += [row_indices[in_difference], foreground + n_pixels]
+        rows_signs += [row_signs[in_difference], np.ones(len(foreground), dtype=np.int64)]
+    lengths = [len(rows_indices[2 * r]) + len(rows_indices[2 * r + 1]) for r in range(len(keyframes))]
+    return (np.concatenate(rows_indices or [np.empty(0)]).astype(np.int16),
+            np.concatenate(rows_signs or [np.empty(0)]).astype(np.int8),
+            np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int32))
+
+
 def actor_critic_forward(params, x):
     """Dense inputs x (T, D) -> (logits (T, A), values (T,), h (T, H)).
 

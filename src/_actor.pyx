@@ -164,6 +164,7 @@ cdef class ActorStepper:
     cdef uint8_t current[N_PIXELS]
     cdef bint first
     cdef bint with_frame  # the network also sees the current frame
+    cdef bint chained  # the last row recorded was a step, and prev is its frame: the next row need not list its frame
     cdef double* h
     cdef double* logits
     cdef double* logp  # log softmax(logits) of the last step
@@ -175,7 +176,8 @@ cdef class ActorStepper:
     cdef int32_t* offsets
     cdef uint8_t* choices
     cdef double* logps  # per row: the log-probability of its choice (NaN for a peeked row)
-    cdef Py_ssize_t n_rows, n_steps, offsets_capacity, choices_capacity, logps_capacity
+    cdef uint8_t* keyframes  # per row, with_frame: 1 where the row lists its frame (reference.expand_frame_record)
+    cdef Py_ssize_t n_rows, n_steps, offsets_capacity, choices_capacity, logps_capacity, keyframes_capacity
 
     def __cinit__(self, params, actions, lut, fill_lut, first_row=PONG_FIRST_ROW):
         self.net = _net(params)
@@ -206,6 +208,7 @@ cdef class ActorStepper:
         free(self.offsets)
         free(self.choices)
         free(self.logps)
+        free(self.keyframes)
 
     @property
     def p(self):
@@ -255,8 +258,13 @@ cdef class ActorStepper:
 
     cdef int _record_input(self, bint update_previous) noexcept nogil:
         """Append the difference current - prev (and with_frame, then current) as a record row; returns -1
-        when out of memory."""
-        cdef Py_ssize_t i, word, start
+        when out of memory.
+
+        nnz counts the row's whole input, which the step's forward reads. With
+        the frame, a row chained to the step before keeps only its difference
+        in the record: its frame entries stay past the record's end, unused
+        once the forward has read them."""
+        cdef Py_ssize_t i, word, start, difference_end
         cdef int diff
         cdef uint64_t zero = 0
         if grow(<void**>&self.indices, &self.indices_capacity, self.n_entries + self.net.n_inputs,
@@ -269,6 +277,8 @@ cdef class ActorStepper:
         if grow(<void**>&self.choices, &self.choices_capacity, self.n_rows + 1, sizeof(uint8_t)) < 0:
             return -1
         if grow(<void**>&self.logps, &self.logps_capacity, self.n_rows + 1, sizeof(double)) < 0:
+            return -1
+        if grow(<void**>&self.keyframes, &self.keyframes_capacity, self.n_rows + 1, sizeof(uint8_t)) < 0:
             return -1
         start = self.n_entries
         if not self.first:
@@ -283,6 +293,7 @@ cdef class ActorStepper:
                         self.indices[self.n_entries] = <int16_t>i
                         self.signs[self.n_entries] = <int8_t>diff
                         self.n_entries += 1
+        difference_end = self.n_entries
         if self.with_frame:
             for word in range(0, N_PIXELS, 8):
                 if memcmp(&self.current[word], &zero, 8) == 0:
@@ -292,10 +303,14 @@ cdef class ActorStepper:
                         self.indices[self.n_entries] = <int16_t>(N_PIXELS + i)
                         self.signs[self.n_entries] = 1
                         self.n_entries += 1
+        self.nnz = self.n_entries - start
+        self.keyframes[self.n_rows] = not self.chained
+        if self.with_frame and self.chained:
+            self.n_entries = difference_end
         if update_previous:
             memcpy(self.prev, self.current, N_PIXELS)
             self.first = False
-        self.nnz = self.n_entries - start
+        self.chained = update_previous
         self.offsets[self.n_rows] = <int32_t>start
         self.n_rows += 1
         self.offsets[self.n_rows] = <int32_t>self.n_entries
@@ -357,6 +372,7 @@ cdef class ActorStepper:
     def new_episode(self):
         """The next screen starts an episode: its difference is all zero. The record goes on."""
         self.first = True
+        self.chained = False
 
     @property
     def previous(self):
@@ -369,6 +385,7 @@ cdef class ActorStepper:
     def previous(self, frame):
         if frame is None:
             self.first = True
+            self.chained = False
             return
         frame = np.ascontiguousarray(frame, dtype=np.uint8)
         if frame.shape != (N_PIXELS,) or frame.max(initial=0) > 1:
@@ -376,6 +393,7 @@ cdef class ActorStepper:
         cdef const uint8_t[::1] view = frame
         memcpy(self.prev, &view[0], N_PIXELS)
         self.first = False
+        self.chained = False
 
     def finish(self):
         """Return the record and start an empty one (the previous frame is kept).
@@ -384,7 +402,11 @@ cdef class ActorStepper:
         PolicyStepper's; choices uint8 (R,): the output chosen at each row,
         255 for a peeked row; logp float64 (R,): the log-probability the
         policy gave that choice (NaN for a peeked row), which spares a lagged
-        learner a forward pass with the weights that played.
+        learner a forward pass with the weights that played. A network that
+        sees the frame gets a compact record: its rows list their frames only
+        where keyframes uint8 (R,) is 1; fastpg.reference.expand_frame_record
+        says how the rest follow, and the backend's expand_frame_record
+        rebuilds them.
         """
         record = {
             "indices": np.empty(self.n_entries, dtype=np.int16),
@@ -405,13 +427,21 @@ cdef class ActorStepper:
             memcpy(&offsets[0], self.offsets, (self.n_rows + 1) * sizeof(int32_t))
             memcpy(&choices[0], self.choices, self.n_rows * sizeof(uint8_t))
             memcpy(&logp[0], self.logps, self.n_rows * sizeof(double))
+        cdef uint8_t[::1] keyframes
+        if self.with_frame:
+            record["keyframes"] = np.empty(self.n_rows, dtype=np.uint8)
+            keyframes = record["keyframes"]
+            if self.n_rows:
+                memcpy(&keyframes[0], self.keyframes, self.n_rows * sizeof(uint8_t))
         self.n_entries = self.n_rows = self.n_steps = 0
+        self.chained = False  # a record's rows never refer to another record's
         return record
 
     def reset(self):
         """Forget the record and the previous frame."""
         self.n_entries = self.n_rows = self.n_steps = 0
         self.first = True
+        self.chained = False
 
 
 def _check_record(indices, signs, offsets, Py_ssize_t n_inputs):
@@ -428,6 +458,98 @@ def _check_record(indices, signs, offsets, Py_ssize_t n_inputs):
     if indices.shape[0] and (indices.min() < 0 or indices.max() >= n_inputs):
         raise ValueError(f"indices must lie in [0, {n_inputs}) (the columns of W1)")
     return n_rows
+
+
+cdef enum FrameRecordError:
+    FRAME_RECORD_OK, FRAME_ENTRY_IN_CHAINED_ROW, DIFFERENCE_OFF_FRAME
+
+
+cdef FrameRecordError frame_record_pass(const int16_t* idx, const int8_t* sgn, const int32_t* off,
+                                        const uint8_t* keyframes, Py_ssize_t n_rows, int16_t* out_idx,
+                                        int8_t* out_sgn, int32_t* out_off, Py_ssize_t* total,
+                                        Py_ssize_t* bad_row) noexcept nogil:
+    """One pass of expand_frame_record over the rows: with out_idx NULL it only counts the full record's
+    entries into total (and checks the record); otherwise it writes them."""
+    cdef uint8_t frame[N_PIXELS]
+    cdef Py_ssize_t r, e, i, word, n = 0
+    cdef int value
+    cdef uint64_t zero = 0
+    memset(frame, 0, N_PIXELS)
+    for r in range(n_rows):
+        if keyframes[r]:
+            memset(frame, 0, N_PIXELS)
+        for e in range(off[r], off[r + 1]):
+            i = idx[e]
+            if i >= N_PIXELS:
+                if not keyframes[r]:
+                    bad_row[0] = r
+                    return FRAME_ENTRY_IN_CHAINED_ROW
+                frame[i - N_PIXELS] = 1
+                continue
+            if not keyframes[r]:
+                value = <int>frame[i] + sgn[e]
+                if value < 0 or value > 1:
+                    bad_row[0] = r
+                    return DIFFERENCE_OFF_FRAME
+                frame[i] = <uint8_t>value
+            if out_idx != NULL:
+                out_idx[n] = <int16_t>i
+                out_sgn[n] = sgn[e]
+            n += 1
+        for word in range(0, N_PIXELS, 8):  # the frame's foreground, ascending (as the stepper lists it)
+            if memcmp(&frame[word], &zero, 8) == 0:
+                continue
+            for i in range(word, word + 8):
+                if frame[i]:
+                    if out_idx != NULL:
+                        out_idx[n] = <int16_t>(N_PIXELS + i)
+                        out_sgn[n] = 1
+                    n += 1
+        if out_off != NULL:
+            out_off[r + 1] = <int32_t>n
+    total[0] = n
+    return FRAME_RECORD_OK
+
+
+def expand_frame_record(indices, signs, offsets, keyframes):
+    """reference.expand_frame_record, compiled: (indices, signs, offsets) of the full record of a
+    frame-seeing network's compact one."""
+    n_rows = _check_record(indices, signs, offsets, 2 * N_PIXELS)
+    _validate.as_array("keyframes", keyframes)
+    _validate.check_dtype("keyframes", keyframes, np.uint8)
+    _validate.check_ndim("keyframes", keyframes, 1)
+    _validate.check_c_contiguous("keyframes", keyframes)
+    if keyframes.shape[0] != n_rows:
+        raise ValueError(f"keyframes must have one entry per row ({n_rows}), got shape {keyframes.shape}")
+    if n_rows and not keyframes[0]:
+        raise ValueError("a compact frame record's first row must be a keyframe")
+    cdef const int16_t[::1] idx = indices
+    cdef const int8_t[::1] sgn = signs
+    cdef const int32_t[::1] off = offsets
+    cdef const uint8_t[::1] keys = keyframes
+    cdef const int16_t* idx_ptr = &idx[0] if idx.shape[0] else NULL
+    cdef const int8_t* sgn_ptr = &sgn[0] if sgn.shape[0] else NULL
+    cdef const uint8_t* keys_ptr = &keys[0] if keys.shape[0] else NULL
+    cdef Py_ssize_t total = 0, bad_row = 0, R = n_rows
+    cdef FrameRecordError error
+    with nogil:
+        error = frame_record_pass(idx_ptr, sgn_ptr, &off[0], keys_ptr, R, NULL, NULL, NULL, &total, &bad_row)
+    if error == FRAME_ENTRY_IN_CHAINED_ROW:
+        raise ValueError(f"row {bad_row} is not a keyframe but lists frame entries")
+    if error == DIFFERENCE_OFF_FRAME:
+        raise ValueError(f"row {bad_row}'s difference does not apply to the frame before it")
+    full_indices = np.empty(total, dtype=np.int16)
+    full_signs = np.empty(total, dtype=np.int8)
+    full_offsets = np.zeros(n_rows + 1, dtype=np.int32)
+    cdef int16_t[::1] out_idx = full_indices
+    cdef int8_t[::1] out_sgn = full_signs
+    cdef int32_t[::1] out_off = full_offsets
+    cdef int16_t dummy_idx
+    cdef int8_t dummy_sgn
+    with nogil:  # the counting pass checked the record; this one cannot fail
+        frame_record_pass(idx_ptr, sgn_ptr, &off[0], keys_ptr, R, &out_idx[0] if total else &dummy_idx,
+                          &out_sgn[0] if total else &dummy_sgn, &out_off[0], &total, &bad_row)
+    return full_indices, full_signs, full_offsets
 
 
 cdef inline Py_ssize_t part_start(Py_ssize_t count, Py_ssize_t part, Py_ssize_t parts) noexcept nogil:

@@ -228,6 +228,24 @@ def expected_rows(replay, with_frame=False):
     return np.array(rows), np.array(peeks)
 
 
+def expected_keyframes(replay):
+    """Which rows of the script list their frame in a compact record: those whose difference was not taken
+    against the row before's frame (a record's first row, an episode's, after previous was set or a peek)."""
+    keys, chained = [], False
+    for t in range(len(replay.screens)):
+        event = EVENTS.get(t, "")
+        if any(word in event for word in ("new_episode", "restore", "forget")):
+            chained = False
+        if "peek" in event:
+            keys.append(not chained)
+            chained = False
+        if "finish" in event:
+            chained = False
+        keys.append(not chained)
+        chained = True
+    return np.array(keys)
+
+
 @pytest.fixture(scope="module", params=PLAYED_NETWORKS)
 def played(request, pong_screens):
     """The script played by the compiled stepper and its numpy twin on the same screens and draws."""
@@ -249,10 +267,16 @@ def joined(records):
     offsets = [np.zeros(1, np.int32)]
     for record in records:
         offsets.append(record["offsets"][1:] + offsets[-1][-1])
-    return {"indices": np.concatenate([r["indices"] for r in records]),
-            "signs": np.concatenate([r["signs"] for r in records]),
-            "offsets": np.concatenate(offsets), "choices": np.concatenate([r["choices"] for r in records]),
-            "logp": np.concatenate([r["logp"] for r in records])}
+    return {**{key: np.concatenate([r[key] for r in records]) for key in records[0] if key != "offsets"},
+            "offsets": np.concatenate(offsets)}
+
+
+def expanded(record):
+    """A frame-seeing network's compact record with its frames listed in every row (reference's rule)."""
+    if "keyframes" not in record:
+        return record
+    indices, signs, offsets = reference.expand_frame_record(*record_args(record), record["keyframes"])
+    return {**record, "indices": indices, "signs": signs, "offsets": offsets}
 
 
 def test_steppers_play_identically(played):
@@ -267,8 +291,11 @@ def test_steppers_play_identically(played):
         assert (a is None and b is None) or np.array_equal(a, b)
     np.testing.assert_allclose(np.array(compiled["probs"]), np.array(twin["probs"]), rtol=1e-12, atol=0)
     assert len(compiled["records"]) == len(twin["records"]) == 3
+    keys = {"indices", "signs", "offsets", "choices", "logp"}
+    if played["spec"].inputs == "difference+frame":
+        keys.add("keyframes")
     for a, b in zip(compiled["records"], twin["records"]):
-        assert set(a) == set(b) == {"indices", "signs", "offsets", "choices", "logp"}
+        assert set(a) == set(b) == keys
         for key in a:
             assert a[key].dtype == b[key].dtype, key
             if key == "logp":  # the policy's arithmetic: equal up to rounding, NaN at the same (peeked) rows
@@ -288,8 +315,8 @@ def test_stepper_policy_is_not_trivial(played):
 
 def test_stepper_record_is_the_rgb_difference_frames(played):
     """The record's rows are the difference frames of the RGB screens (and the frames themselves, after
-    them, for a network that sees the frame)."""
-    record = joined(played["cython"]["records"])
+    them, for a network that sees the frame, once its compact record is expanded)."""
+    record = expanded(joined(played["cython"]["records"]))
     with_frame = played["spec"].inputs == "difference+frame"
     rows, peeks = expected_rows(played["replay"], with_frame)
     assert record["indices"].dtype == np.int16 and record["signs"].dtype == np.int8
@@ -314,6 +341,63 @@ def test_stepper_record_is_the_rgb_difference_frames(played):
             assert np.all(signs[n_diff:] == 1) and np.all(np.diff(indices[n_diff:]) > 0), t
 
 
+def test_frame_record_is_compact(played):
+    """A frame-seeing stepper lists a row's frame only where the row before is not the frame its difference
+    was taken against; the compiled expansion rebuilds the same full record as the reference's."""
+    if played["spec"].inputs != "difference+frame":
+        pytest.skip("only a network that sees the frame records keyframes")
+    record = joined(played["cython"]["records"])
+    keys = expected_keyframes(played["replay"])
+    np.testing.assert_array_equal(record["keyframes"], keys)
+    assert record["keyframes"].dtype == np.uint8 and 5 <= keys.sum() <= 10  # a handful of 305 rows
+    lengths = np.diff(record["offsets"])
+    full = expanded(record)
+    for t in np.flatnonzero(~keys):
+        row = record["indices"][record["offsets"][t]:record["offsets"][t + 1]]
+        assert np.all(row < N_PIXELS), t
+    for t in np.flatnonzero(keys):  # a keyframe row is already whole
+        np.testing.assert_array_equal(lengths[t], np.diff(full["offsets"])[t])
+    assert len(full["indices"]) > 2 * len(record["indices"])  # the frame is most of a full record
+    compiled = kernels.expand_frame_record(*record_args(record), record["keyframes"])
+    for name, a, b in zip(("indices", "signs", "offsets"), compiled, record_args(full)):
+        assert a.dtype == b.dtype, name
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    for record in played["cython"]["records"]:  # each segment's record expands on its own, as the learner's
+        assert record["keyframes"][0] == 1
+
+
+def frame_record(rows, keyframes):
+    """A hand-written compact frame record: rows of (index, sign) pairs."""
+    return ({"indices": np.array([i for row in rows for i, _ in row], dtype=np.int16),
+             "signs": np.array([s for row in rows for _, s in row], dtype=np.int8),
+             "offsets": np.array([0, *np.cumsum([len(row) for row in rows])], dtype=np.int32)},
+            np.array(keyframes, dtype=np.uint8))
+
+
+@pytest.mark.parametrize("expand", [kernels.expand_frame_record, reference.expand_frame_record],
+                         ids=["compiled", "reference"])
+def test_expand_frame_record_rules_and_errors(expand):
+    # frames: {5, 10} listed; then + 3 - 10 = {3, 5}; unchanged; then - 5 = {3}
+    record, keys = frame_record([[(7, 1), (6405, 1), (6410, 1)], [(3, 1), (10, -1)], [], [(5, -1)]], [1, 0, 0, 0])
+    indices, signs, offsets = expand(*record_args(record), keys)
+    assert offsets.tolist() == [0, 3, 7, 9, 11]
+    assert indices.tolist() == [7, 6405, 6410, 3, 10, 6403, 6405, 6403, 6405, 5, 6403]
+    assert signs.tolist() == [1, 1, 1, 1, -1, 1, 1, 1, 1, -1, 1]
+    empty = expand(np.empty(0, np.int16), np.empty(0, np.int8), np.zeros(1, np.int32), np.empty(0, np.uint8))
+    assert [len(a) for a in empty] == [0, 0, 1]
+    errors = [
+        ([[(5, 1)], [(6405, 1)]], [1, 0], "row 1 is not a keyframe but lists frame entries"),
+        ([[(6405, 1)], [(6, -1)]], [1, 0], "row 1's difference does not apply to the frame before it"),
+        ([[(6405, 1)], [(3, 1)], [(3, 1)]], [1, 0, 0], "row 2's difference does not apply"),
+        ([[(6405, 1)]], [0], "first row must be a keyframe"),
+        ([[(6405, 1)]], [1, 0], r"keyframes must have one entry per row \(1\)"),
+    ]
+    for rows, keys, message in errors:
+        record, keyframes = frame_record(rows, keys)
+        with pytest.raises(ValueError, match=message):
+            expand(*record_args(record), keyframes)
+
+
 def test_stepper_choices_follow_the_draws_and_greedy_the_argmax(played):
     out, spec = played["cython"], played["spec"]
     choices = joined(out["records"])["choices"]
@@ -332,7 +416,7 @@ def test_stepper_choices_follow_the_draws_and_greedy_the_argmax(played):
 
 def test_stepper_probs_match_the_reference_forward(played):
     """The step's probabilities are the softmax of reference.actor_critic_forward on the recorded row."""
-    record = joined(played["cython"]["records"])
+    record = expanded(joined(played["cython"]["records"]))
     x = dense(record, played["params"])[record["choices"] != 255]
     logits, _, _ = reference.actor_critic_forward(played["params"], x)
     np.testing.assert_allclose(np.array(played["cython"]["probs"]), np.exp(reference.log_softmax(logits)),
@@ -494,7 +578,7 @@ def test_forward_on_a_random_sparse_record(actions, rng):
 
 
 def test_forward_on_the_played_record(played):
-    record = joined(played["cython"]["records"])
+    record = expanded(joined(played["cython"]["records"]))
     check_forward(played["params"], record)
 
 
@@ -624,7 +708,7 @@ def test_ppo_backward_accumulates_into_the_gradients(name, rng):
 def test_ppo_backward_on_the_played_record(name, played, rng):
     params = {key: arr.copy(order="K") for key, arr in played["params"].items()}
     params["W_pi"] *= 0.01
-    record = joined(played["cython"]["records"])
+    record = expanded(joined(played["cython"]["records"]))
     stepped = np.flatnonzero(record["choices"] != 255)
     rows = np.sort(rng.choice(stepped, size=200, replace=False)).astype(np.int64)
     choices = record["choices"][rows]
