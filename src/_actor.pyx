@@ -471,19 +471,21 @@ cdef FrameRecordError frame_record_pass(const int16_t* idx, const int8_t* sgn, c
     """One pass of expand_frame_record over the rows: with out_idx NULL it only counts the full record's
     entries into total (and checks the record); otherwise it writes them."""
     cdef uint8_t frame[N_PIXELS]
-    cdef Py_ssize_t r, e, i, word, n = 0
+    cdef Py_ssize_t r, e, i, word, n = 0, foreground = 0
     cdef int value
     cdef uint64_t zero = 0
     memset(frame, 0, N_PIXELS)
     for r in range(n_rows):
         if keyframes[r]:
             memset(frame, 0, N_PIXELS)
+            foreground = 0
         for e in range(off[r], off[r + 1]):
             i = idx[e]
             if i >= N_PIXELS:
                 if not keyframes[r]:
                     bad_row[0] = r
                     return FRAME_ENTRY_IN_CHAINED_ROW
+                foreground += 1 - frame[i - N_PIXELS]
                 frame[i - N_PIXELS] = 1
                 continue
             if not keyframes[r]:
@@ -491,22 +493,24 @@ cdef FrameRecordError frame_record_pass(const int16_t* idx, const int8_t* sgn, c
                 if value < 0 or value > 1:
                     bad_row[0] = r
                     return DIFFERENCE_OFF_FRAME
+                foreground += value - frame[i]
                 frame[i] = <uint8_t>value
             if out_idx != NULL:
                 out_idx[n] = <int16_t>i
                 out_sgn[n] = sgn[e]
             n += 1
+        if out_idx == NULL:  # counting: the foreground's size is known without a scan
+            n += foreground
+            continue
         for word in range(0, N_PIXELS, 8):  # the frame's foreground, ascending (as the stepper lists it)
             if memcmp(&frame[word], &zero, 8) == 0:
                 continue
             for i in range(word, word + 8):
                 if frame[i]:
-                    if out_idx != NULL:
-                        out_idx[n] = <int16_t>(N_PIXELS + i)
-                        out_sgn[n] = 1
+                    out_idx[n] = <int16_t>(N_PIXELS + i)
+                    out_sgn[n] = 1
                     n += 1
-        if out_off != NULL:
-            out_off[r + 1] = <int32_t>n
+        out_off[r + 1] = <int32_t>n
     total[0] = n
     return FRAME_RECORD_OK
 
