@@ -76,6 +76,7 @@ class Config:
             legacy["life_loss"] = "continue"  # before 0.4 a lost life never ended the advantages' episode
             legacy["policy_lag"] = 0  # before 0.5 every update waited for its batch
             legacy["lr_decay_steps"] = 0  # before 0.7 the learning rate was constant
+            legacy["inputs"] = "difference"  # before 0.12 the network saw the difference frame alone
         try:
             return cls(**{**legacy, **saved_config})
         except TypeError as exc:
@@ -142,7 +143,7 @@ ALGORITHM_DEFAULTS = {
     "ppo": {"learning_rate": 1e-3, "lanes": 16, "segment_steps": 128, "epochs": 4, "minibatches": 2,
             "max_kl": 0.02, "clip": 0.2, "ent_coef": 0.03, "vf_coef": 0.5, "lam": 0.95, "baseline": "value",
             "life_loss": "terminal", "policy_lag": 1, "lr_decay_steps": 24_000_000,
-            "inputs": "difference"},
+            "inputs": "difference+frame"},
 }
 BASELINES = ("value", "none")
 LIFE_LOSS = ("continue", "terminal")

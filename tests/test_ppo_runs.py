@@ -123,24 +123,34 @@ def test_numpy_backend_gives_the_weights_of_cython(ppo_run, runs):
     assert episodes_played(metric_rows(run_dir)) == episodes_played(metric_rows(ppo_run[0]))
 
 
-def test_a_network_seeing_the_frame_learns_from_it_the_same_on_two_workers_and_on_numpy(runs):
-    """--inputs difference+frame: W1 has a second 6400-column block, which learns (Pong's paddles are
-    always on screen), and the run's guarantees hold as for the difference alone."""
-    options = (*PPO_OPTIONS, "--inputs", "difference+frame", "--max-steps", 4 * BATCH_STEPS)
-    one, two, twin = (str(runs / f"ppo-frame-{name}") for name in ("one", "two", "numpy"))
+@pytest.mark.parametrize("inputs", ["difference+frame", "difference"])
+def test_either_input_learns_the_same_on_two_workers_and_on_numpy(runs, inputs):
+    """--inputs difference+frame (the default since 0.13): W1 has a second 6400-column block, which learns
+    (Pong's paddles are always on screen); --inputs difference, the seed's input, has the first alone. The
+    run's guarantees hold for both."""
+    options = (*PPO_OPTIONS, "--inputs", inputs, "--max-steps", 4 * BATCH_STEPS)
+    one, two, twin = (str(runs / f"ppo-{inputs}-{name}") for name in ("one", "two", "numpy"))
     run_ppo(one, *options)
     run_ppo(two, *options, workers=2)
     run_ppo(twin, *options, "--backend", "numpy")
     assert_same_run(two, one)
     arrays = load_arrays(one)
-    assert load_state(one)["config"]["inputs"] == "difference+frame" and arrays["W1"].shape == (HIDDEN, 12800)
-    initial = Config(algo="ppo", hidden=HIDDEN, inputs="difference+frame").policy().initial_parameters(0)["W1"]
+    width = 12800 if inputs == "difference+frame" else 6400
+    assert load_state(one)["config"]["inputs"] == inputs and arrays["W1"].shape == (HIDDEN, width)
+    initial = Config(algo="ppo", hidden=HIDDEN, inputs=inputs).policy().initial_parameters(0)["W1"]
     changed = np.any(arrays["W1"] != initial, axis=0)
-    assert changed[:6400].sum() > 100 and changed[6400:].sum() > 100
+    assert all(changed[block:block + 6400].sum() > 100 for block in range(0, width, 6400))
     for name in PARAMETERS:
         desired = arrays[name]
         np.testing.assert_allclose(load_arrays(twin)[name], desired, rtol=1e-9, atol=1e-12 * np.abs(desired).max(),
                                    err_msg=name)
+
+
+def test_the_default_input_and_old_checkpoints():
+    assert Config().inputs == "difference+frame"
+    assert Config.of_checkpoint({"algo": "ppo"}, "run").inputs == "difference"  # saved before 0.12
+    assert Config.of_checkpoint({"algo": "ppo", "inputs": "difference+frame"}, "run").inputs == "difference+frame"
+    assert Config.of_checkpoint({"algo": "reinforce"}, "run").inputs is None
 
 
 def test_max_steps_stops_at_the_first_batch_boundary_past_it(runs):
@@ -160,11 +170,12 @@ def test_resume_equals_an_uninterrupted_run(ppo_run, runs):
     run_dir = str(runs / "ppo-resumed")
     run_ppo(run_dir, *PPO_OPTIONS, "--max-steps", stop_at)
     state = load_state(run_dir)
-    assert (state["env_steps"], state["updates"], state["episodes"]) == (stop_at, stop_at // BATCH_STEPS, 1)
-    assert determined(metric_rows(run_dir)) == determined(metric_rows(ppo_run[0]))[:1]
+    ended = sum(1 for row in metric_rows(ppo_run[0]) if int(row["env_steps"]) <= stop_at)  # both lanes may end one
+    assert (state["env_steps"], state["updates"], state["episodes"]) == (stop_at, stop_at // BATCH_STEPS, ended)
+    assert determined(metric_rows(run_dir)) == determined(metric_rows(ppo_run[0]))[:ended]
     # A row of a batch the checkpoint does not hold (a crash mid-batch leaves them): resume drops it.
     with open(os.path.join(run_dir, "metrics.csv"), "a", newline="") as f:
-        csv.writer(f).writerow([2, 99999, 9, 9.0, 1.0, 1.0] + [1] * len(UPDATE_COLUMNS))
+        csv.writer(f).writerow([ended + 1, 99999, 9, 9.0, 1.0, 1.0] + [1] * len(UPDATE_COLUMNS))
     # Settings come from the checkpoint: only where to stop (and non-algorithm options) are given.
     run_ppo(run_dir, "--resume", "--max-steps", STEPS, workers=2)
     assert_same_run(run_dir, ppo_run[0])
@@ -246,7 +257,10 @@ def _measured_kl(segments, before, after):
     kls = []
     for segment in segments:
         record = segment["record"]
-        x = densify(record, 0, len(record["offsets"]) - 2)
+        if "keyframes" in record:  # a frame-seeing network's compact record
+            record = dict(zip(("indices", "signs", "offsets"), reference.expand_frame_record(
+                record["indices"], record["signs"], record["offsets"], record["keyframes"])))
+        x = densify(record, 0, len(record["offsets"]) - 2, before["W1"].shape[1])
         old_logits, _, _ = reference.actor_critic_forward(before, x)
         new_logits, _, _ = reference.actor_critic_forward(after, x)
         kls.append(reference.softmax_kl(old_logits, new_logits))
@@ -334,7 +348,7 @@ def test_lagged_advantages_weigh_each_step_by_the_policies_ratio_capped():
 
 
 def test_policy_lag_0_gives_the_same_run_on_two_workers_and_after_resuming_a_0_4_checkpoint(runs):
-    options = (*PPO_OPTIONS, "--policy-lag", 0)
+    options = (*PPO_OPTIONS, "--policy-lag", 0, "--inputs", "difference")
     straight = str(runs / "ppo-lag0")
     run_ppo(straight, *options, "--max-steps", 4 * BATCH_STEPS)
     resumed = str(runs / "ppo-lag0-resumed")
@@ -344,7 +358,9 @@ def test_policy_lag_0_gives_the_same_run_on_two_workers_and_after_resuming_a_0_4
     state_path = os.path.join(resumed, "state.json")
     with open(state_path) as f:
         state = json.load(f)
-    del state["config"]["policy_lag"], state["config"]["lr_decay_steps"], state["algorithm"]["learned_stats"]
+    for setting in ("policy_lag", "lr_decay_steps", "inputs"):  # settings added in 0.5, 0.7 and 0.12
+        del state["config"][setting]
+    del state["algorithm"]["learned_stats"]
     with open(state_path, "w") as f:
         json.dump(state, f)
     run_ppo(resumed, "--resume", "--max-steps", 4 * BATCH_STEPS)
