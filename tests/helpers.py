@@ -3,7 +3,7 @@
 conftest.py puts tests/ on sys.path (the suite runs in importlib mode) and defines the fixtures;
 everything here is an ordinary function, called directly.
 
-- Real Pong data: play_pong, difference_frames, make_weights, assert_vectors_close.
+- Real Pong data: play_pong, difference_frames, expanded, make_weights, assert_vectors_close.
 - The `fastpg` command line in a subprocess: cli_env, fastpg_command, run_fastpg, run_train,
   assert_clean_error.
 - Reading a run directory: load_arrays, load_state, metric_rows, episodes_played, file_hashes,
@@ -80,6 +80,16 @@ def play_steps(stepper, frames, uniforms):
         probs.append(stepper.p)
         nnz.append(stepper.nnz)
     return np.array(actions), np.array(probs), np.array(nnz)
+
+
+def expanded(record):
+    """A frame-seeing network's compact record with its frame listed in every row (reference's rule);
+    any other record as it is."""
+    if "keyframes" not in record:
+        return record
+    indices, signs, offsets = reference.expand_frame_record(record["indices"], record["signs"], record["offsets"],
+                                                            record["keyframes"])
+    return {**record, "indices": indices, "signs": signs, "offsets": offsets}
 
 
 def make_weights(n_hidden=N_HIDDEN, order="F", seed=0):

@@ -12,6 +12,8 @@ from fastpg.backends import densify, get_backend
 from fastpg.env import AtariGame
 from fastpg.policy import ActorCriticSpec
 
+from helpers import expanded
+
 N_PIXELS = 6400
 N_SCREENS = 300
 PARAM_NAMES = ("W1", "b1", "W_pi", "b_pi", "w_v", "b_v")
@@ -270,13 +272,6 @@ def joined(records):
     return {**{key: np.concatenate([r[key] for r in records]) for key in records[0] if key != "offsets"},
             "offsets": np.concatenate(offsets)}
 
-
-def expanded(record):
-    """A frame-seeing network's compact record with its frames listed in every row (reference's rule)."""
-    if "keyframes" not in record:
-        return record
-    indices, signs, offsets = reference.expand_frame_record(*record_args(record), record["keyframes"])
-    return {**record, "indices": indices, "signs": signs, "offsets": offsets}
 
 
 def test_steppers_play_identically(played):

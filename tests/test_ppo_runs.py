@@ -29,7 +29,7 @@ from fastpg.ppo import PPO
 from fastpg.rollout import PlayerSettings
 from fastpg.train import RunState
 
-from helpers import (TIMEOUT, assert_clean_error, episodes_played, fastpg_command, file_hashes,
+from helpers import (TIMEOUT, assert_clean_error, episodes_played, expanded, fastpg_command, file_hashes,
                      load_arrays, load_state, metric_rows, run_fastpg, train_killing_a_worker)
 
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="finds worker processes in Linux /proc")
@@ -256,10 +256,7 @@ def _measured_kl(segments, before, after):
     """The reference's mean KL(before || after) over the batch's steps (not the screens peeked at its ends)."""
     kls = []
     for segment in segments:
-        record = segment["record"]
-        if "keyframes" in record:  # a frame-seeing network's compact record
-            record = dict(zip(("indices", "signs", "offsets"), reference.expand_frame_record(
-                record["indices"], record["signs"], record["offsets"], record["keyframes"])))
+        record = expanded(segment["record"])
         x = densify(record, 0, len(record["offsets"]) - 2, before["W1"].shape[1])
         old_logits, _, _ = reference.actor_critic_forward(before, x)
         new_logits, _, _ = reference.actor_critic_forward(after, x)
