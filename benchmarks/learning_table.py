@@ -29,10 +29,15 @@ def settings(state):
     learning_rate = f"{config['learning_rate']:.0e}".replace("e-0", "e-")  # 1e-3, not 0.001
     if config.get("lr_decay_steps"):  # runs before fastpg 0.7 had a constant rate
         learning_rate += f" to 0 over {config['lr_decay_steps'] / 1e6:g} M steps"
+    if config.get("ent_decay_steps"):  # added in 0.14
+        entropy_decay = f" to 0 over {config['ent_decay_steps'] / 1e6:g} M steps"
+    else:
+        entropy_decay = ""
     if config.get("algo", "reinforce") == "reinforce":
         return f"reinforce, lr {learning_rate}, batch {config['batch_size']}, seed {config['seed']}"
     return (f"ppo, lr {learning_rate}, {config['lanes']} lanes x {config['segment_steps']}, {config['epochs']} epochs "
-            f"x {config['minibatches']} minibatches, max-kl {config['max_kl']:g}, entropy {config['ent_coef']:g}, "
+            f"x {config['minibatches']} minibatches, max-kl {config['max_kl']:g}, entropy {config['ent_coef']:g}"
+            f"{entropy_decay}, "
             f"baseline {config.get('baseline') or 'value'}, lag {config.get('policy_lag', 0)}, "  # before 0.5: no lag
             f"{'sees the frame, ' if config.get('inputs') == 'difference+frame' else ''}seed {config['seed']}")
 

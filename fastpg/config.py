@@ -47,6 +47,8 @@ class Config:
                                          "stays there (0: constant)", "STEPS")
     clip: float = _setting(None, "ppo: the surrogate's ratio clip")
     ent_coef: float = _setting(None, "ppo: entropy bonus weight")
+    ent_decay_steps: int = _setting(None, "ppo: env steps over which the entropy weight falls linearly to 0 and "
+                                          "stays there (0: constant)", "STEPS")
     vf_coef: float = _setting(None, "ppo: value loss weight")
     lam: float = _setting(None, "ppo: GAE lambda")
     baseline: str = _setting(None, "ppo: 'value' (GAE from the learned value) or 'none' (discounted returns, "
@@ -124,8 +126,10 @@ class Config:
             raise ValueError(f"--life-loss must be one of {', '.join(LIFE_LOSS)}, got {self.life_loss!r}")
         if self.policy_lag is not None and self.policy_lag not in POLICY_LAGS:
             raise ValueError(f"--policy-lag must be one of {', '.join(map(str, POLICY_LAGS))}, got {self.policy_lag}")
-        if self.lr_decay_steps is not None and self.lr_decay_steps < 0:
-            raise ValueError(f"--lr-decay-steps must be non-negative, got {self.lr_decay_steps}")
+        for name in ("lr_decay_steps", "ent_decay_steps"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{option_name(name)} must be non-negative, got {value}")
         if self.lam is not None and not 0 <= self.lam <= 1:
             raise ValueError(f"--lam must be in [0, 1], got {self.lam}")
         if self.decay_rate is not None and not 0 <= self.decay_rate < 1:
@@ -143,6 +147,7 @@ ALGORITHM_DEFAULTS = {
     "ppo": {"learning_rate": 1e-3, "lanes": 16, "segment_steps": 128, "epochs": 4, "minibatches": 2,
             "max_kl": 0.02, "clip": 0.2, "ent_coef": 0.03, "vf_coef": 0.5, "lam": 0.95, "baseline": "value",
             "life_loss": "terminal", "policy_lag": 1, "lr_decay_steps": 24_000_000,
+            "ent_decay_steps": 0,
             "inputs": "difference+frame"},
 }
 BASELINES = ("value", "none")

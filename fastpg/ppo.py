@@ -30,7 +30,7 @@ from .constants import N_PIXELS
 from .divergence import check_finite
 from .lanes import LaneState, Segment
 from .policy import ArraySpec
-from .reference import decayed_learning_rate, lagged_advantages, log_softmax, softmax_kl
+from .reference import lagged_advantages, linear_decay, log_softmax, softmax_kl
 
 UPDATE_SPAWN_KEY = 2**32 - 3  # the minibatch shuffles' stream of the run's seed
 BACKTRACK_HALVINGS = 6  # step fractions 1/2 ... 1/64, then the epoch is undone
@@ -207,7 +207,8 @@ class PPO:
             advantages = lagged_advantages(advantages, logp_old, record["logp"][rows], LAG_WEIGHT_CAP)
         # The batches before this one, counted by the Adam steps they made (a fixed number per batch).
         steps_before = self.adam_steps // (c.epochs * c.minibatches) * c.lanes * c.segment_steps
-        learning_rate = decayed_learning_rate(c.learning_rate, steps_before, c.lr_decay_steps)
+        learning_rate = linear_decay(c.learning_rate, steps_before, c.lr_decay_steps)
+        ent_coef = linear_decay(c.ent_coef, steps_before, c.ent_decay_steps)
         shuffle = np.random.default_rng(np.random.SeedSequence(c.seed, spawn_key=(UPDATE_SPAWN_KEY, self.adam_steps)))
         if lagged:
             before = self.play_params
@@ -223,7 +224,7 @@ class PPO:
                 _, stats = backend.ppo_backward(
                     self.params, record["indices"], record["signs"], record["offsets"], rows[chunk], choices[chunk],
                     logp_old[chunk], np.ascontiguousarray(advantages[chunk]), np.ascontiguousarray(returns[chunk]),
-                    c.clip, c.vf_coef, c.ent_coef, self.grads, accumulate=True)
+                    c.clip, c.vf_coef, ent_coef, self.grads, accumulate=True)
                 self.adam_steps += 1
                 for name, w in self.params.items():
                     m, v = self.moments[name]

@@ -291,12 +291,12 @@ def ppo_loss(params, x, actions, logp_old, advantages, returns, clip, vf_coef, e
     return float(loss), grads, stats
 
 
-def decayed_learning_rate(learning_rate, env_steps, decay_steps):
-    """The step size after ``env_steps`` steps of play: falling linearly from learning_rate to 0 at
-    ``decay_steps`` and staying there; decay_steps 0 keeps it constant."""
+def linear_decay(value, env_steps, decay_steps):
+    """A scheduled setting (the learning rate, the entropy weight) after ``env_steps`` steps of play:
+    falling linearly from value to 0 at ``decay_steps`` and staying there; decay_steps 0 keeps it constant."""
     if decay_steps == 0:
-        return learning_rate
-    return learning_rate * max(0.0, 1.0 - env_steps / decay_steps)
+        return value
+    return value * max(0.0, 1.0 - env_steps / decay_steps)
 
 
 def adam_update(w, g, m, v, step, learning_rate, beta1=0.9, beta2=0.999, eps=1e-8, clear_gradient=False):

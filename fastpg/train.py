@@ -21,7 +21,7 @@ from .divergence import NonFiniteArrays
 from .games import action_names, game_profile
 from .metrics import MetricsLog
 from .progress import Progress
-from .reference import decayed_learning_rate
+from .reference import linear_decay
 from .rollout import PlayerSettings
 from .scheduler import StopRequested
 from .workers import WorkerPool
@@ -126,7 +126,7 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
             algorithm = algorithm_class(config, spec, pool.params, arrays, backend_impl, saved_json)
             _note_idle_workers(pool.n_workers, len(algorithm.next_tasks(state)), progress)
             progress.message(describe_game(config.env, spec.actions))
-            _note_learning_rate_decay(config, state, progress)
+            _note_schedules(config, state, progress)
             if algorithm_class.task_unit == "segment":
                 progress.min_interval = SEGMENT_LINE_SECONDS  # batches take a fraction of a second
 
@@ -247,16 +247,18 @@ def _note_idle_workers(n_workers, tasks_per_batch, progress):
                          "(it changes the algorithm: README, 'Solving Pong')")
 
 
-def _note_learning_rate_decay(config, state, progress):
-    """Say when the learning rate falls to 0, and warn when it has: past that the run's weights stay put."""
-    if not config.lr_decay_steps:
-        return
-    if decayed_learning_rate(config.learning_rate, state.env_steps, config.lr_decay_steps) == 0:
+def _note_schedules(config, state, progress):
+    """Say when the learning rate and entropy weight fall to 0, and warn when the rate has: past that the
+    run's weights stay put."""
+    if config.lr_decay_steps and linear_decay(config.learning_rate, state.env_steps, config.lr_decay_steps) == 0:
         progress.message(f"note: the learning rate reached 0 at {config.lr_decay_steps:,} env steps "
                          f"(--lr-decay-steps), so further training leaves the weights as they are")
-    else:
+    elif config.lr_decay_steps:
         progress.message(f"learning rate {config.learning_rate:g}, falling linearly to 0 at "
                          f"{config.lr_decay_steps:,} env steps (--lr-decay-steps; 0 keeps it constant)")
+    if config.ent_decay_steps:
+        progress.message(f"entropy weight {config.ent_coef:g}, falling linearly to 0 at "
+                         f"{config.ent_decay_steps:,} env steps (--ent-decay-steps)")
 
 
 @contextlib.contextmanager

@@ -236,15 +236,16 @@ def test_a_lane_plays_the_same_on_any_player(backend):
 # ---------------------------------------------------------------- the KL limit
 
 
-def _learner_and_batch(max_kl, learning_rate=1e-2, policy_lag=0, lr_decay_steps=0):
+def _learner_and_batch(max_kl, learning_rate=1e-2, policy_lag=0, lr_decay_steps=0, backend=None, **settings):
     """A fresh PPO learner (2 lanes of 64 steps) that has observed its first batch: (learner, params, segments).
     params are the weights the workers play."""
     config = Config(algo="ppo", hidden=HIDDEN, lanes=2, segment_steps=64, learning_rate=learning_rate,
-                    max_kl=max_kl, policy_lag=policy_lag, lr_decay_steps=lr_decay_steps)
+                    max_kl=max_kl, policy_lag=policy_lag, lr_decay_steps=lr_decay_steps, **settings)
     config.validate()
     spec = config.policy()
     params = spec.initial_parameters(config.seed)
-    learner = PPO(config, spec, params, {**params, **PPO.initial_state(spec, config)}, get_backend("cython"))
+    learner = PPO(config, spec, params, {**params, **PPO.initial_state(spec, config)},
+                  backend or get_backend("cython"))
     player = LanePlayer(PlayerSettings(spec, config.env, unit="segment"), params)
     segments = [player.play(task) for task in learner.next_tasks(RunState())]
     for segment in segments:
@@ -371,10 +372,10 @@ def test_policy_lag_0_gives_the_same_run_on_two_workers_and_after_resuming_a_0_4
 # ---------------------------------------------------------------- the learning rate's decay
 
 
-def test_the_decayed_learning_rate_falls_linearly_to_zero_and_stays():
-    rates = [reference.decayed_learning_rate(1e-3, steps, 4000) for steps in (0, 1000, 3000, 4000, 9000)]
+def test_a_linear_decay_falls_to_zero_and_stays():
+    rates = [reference.linear_decay(1e-3, steps, 4000) for steps in (0, 1000, 3000, 4000, 9000)]
     np.testing.assert_allclose(rates, [1e-3, 7.5e-4, 2.5e-4, 0.0, 0.0], rtol=1e-15, atol=0)
-    assert reference.decayed_learning_rate(1e-3, 10**9, 0) == 1e-3  # 0: no decay
+    assert reference.linear_decay(1e-3, 10**9, 0) == 1e-3  # 0: no decay
 
 
 def test_an_update_after_the_decay_leaves_the_weights_alone():
@@ -398,12 +399,43 @@ def test_an_update_after_the_decay_leaves_the_weights_alone():
     assert decayed.last_stats["kl"] == 0
 
 
+class EntropyWeightSpy:
+    """A backend that keeps the entropy weight of every ppo_backward call."""
+
+    def __init__(self, backend):
+        self._backend = backend
+        self.ent_coefs = []
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+    def ppo_backward(self, *args, **kwargs):
+        self.ent_coefs.append(args[11])  # after clip and vf_coef
+        return self._backend.ppo_backward(*args, **kwargs)
+
+
+def test_the_entropy_weight_decays_by_batch_and_only_when_asked():
+    """Over two batches of play the weight falls from --ent-coef to half of it, in every Adam step of an update."""
+    batch_steps = 2 * 64
+    for decay_steps, second in ((2 * batch_steps, 0.02), (0, 0.04)):
+        spy = EntropyWeightSpy(get_backend("cython"))
+        learner, _, segments = _learner_and_batch(1e9, backend=spy, ent_coef=0.04, ent_decay_steps=decay_steps)
+        learner.update(RunState())
+        for segment in segments:
+            learner.observe(segment)
+        learner.update(RunState(updates=1))
+        steps = learner.config.epochs * learner.config.minibatches
+        assert spy.ent_coefs == [0.04] * steps + [second] * steps
+
+
 def test_a_decaying_run_resumes_exactly_on_two_workers(runs):
-    options = (*PPO_OPTIONS, "--lr-decay-steps", 3 * BATCH_STEPS)
+    options = (*PPO_OPTIONS, "--lr-decay-steps", 3 * BATCH_STEPS, "--ent-decay-steps", 2 * BATCH_STEPS)
     straight = str(runs / "ppo-decay")
     started = run_ppo(straight, *options, "--max-steps", 4 * BATCH_STEPS)
     assert f"falling linearly to 0 at {3 * BATCH_STEPS:,} env steps" in started.stderr
+    assert f"entropy weight 0.03, falling linearly to 0 at {2 * BATCH_STEPS:,} env steps" in started.stderr
     assert load_state(straight)["config"]["lr_decay_steps"] == 3 * BATCH_STEPS
+    assert load_state(straight)["config"]["ent_decay_steps"] == 2 * BATCH_STEPS
     resumed = str(runs / "ppo-decay-resumed")
     run_ppo(resumed, *options, "--max-steps", 2 * BATCH_STEPS)
     run_ppo(resumed, "--resume", "--max-steps", 4 * BATCH_STEPS, workers=2)
@@ -435,6 +467,10 @@ NEW_RUN_ERRORS = {
     "policy lag 2": (["--algo", "ppo", "--policy-lag", 2], ["--policy-lag must be one of 0, 1, got 2"]),
     "policy lag of reinforce": (["--algo", "reinforce", "--policy-lag", 1], ["--policy-lag"]),
     "negative lr decay": (["--algo", "ppo", "--lr-decay-steps", -1], ["--lr-decay-steps must be non-negative, got -1"]),
+    "negative entropy decay": (["--algo", "ppo", "--ent-decay-steps", -5],
+                               ["--ent-decay-steps must be non-negative, got -5"]),
+    "entropy decay of reinforce": (["--algo", "reinforce", "--ent-decay-steps", 100],
+                                   ["--ent-decay-steps is a setting of --algo ppo"]),
     "lr decay of reinforce": (["--algo", "reinforce", "--lr-decay-steps", 100],
                               ["--lr-decay-steps is a setting of --algo ppo"]),
     "more minibatches than steps": (["--algo", "ppo", "--lanes", 2, "--segment-steps", 8, "--minibatches", 17],
