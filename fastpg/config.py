@@ -43,8 +43,8 @@ class Config:
     epochs: int = _setting(None, "ppo: passes over each batch")
     minibatches: int = _setting(None, "ppo: minibatches (Adam steps) per epoch")
     max_kl: float = _setting(None, "ppo: the most mean KL(old || new) an update may reach")
-    lr_decay_steps: int = _setting(None, "ppo: env steps over which the learning rate falls linearly to 0 and "
-                                         "stays there (0: constant)", "STEPS")
+    lr_decay_steps: int = _setting(None, "ppo: env steps over which the learning rate falls linearly to 0, "
+                                         "where training stops (0: constant, no end)", "STEPS")
     clip: float = _setting(None, "ppo: the surrogate's ratio clip")
     ent_coef: float = _setting(None, "ppo: entropy bonus weight")
     ent_decay_steps: int = _setting(None, "ppo: env steps over which the entropy weight falls linearly to 0 and "

@@ -21,7 +21,6 @@ from .divergence import NonFiniteArrays
 from .games import action_names, game_profile
 from .metrics import MetricsLog
 from .progress import Progress
-from .reference import linear_decay
 from .rollout import PlayerSettings
 from .scheduler import StopRequested
 from .workers import WorkerPool
@@ -54,11 +53,13 @@ class DivergedError(TrainingError):
 
 @dataclasses.dataclass(frozen=True)
 class StopRule:
-    """When a run stops: an episode total, or the first batch boundary past a step or time budget."""
+    """When a run stops: an episode total, or the first batch boundary past a step or time budget, or past the
+    end of the learning rate's schedule (``schedule_end`` env steps, where it reaches 0)."""
 
     episodes: int = None
     max_steps: int = None
     max_minutes: float = None
+    schedule_end: int = None
 
     def validate(self):
         for name, value in (("--episodes", self.episodes), ("--max-steps", self.max_steps)):
@@ -74,10 +75,18 @@ class StopRule:
                                 f"({config.batch_size}): updates and checkpoints happen at batch boundaries")
         if self.episodes is not None and self.episodes <= state.episodes:
             raise TrainingError(f"the run already has {state.episodes} episodes (--episodes {self.episodes})")
+        if self.schedule_end is not None and state.env_steps >= self.schedule_end:
+            raise TrainingError(f"the run is complete: its learning rate reached 0 at {self.schedule_end:,} env steps "
+                                "(--lr-decay-steps), so further training would leave its weights as they are")
+
+    def steps_limit(self):
+        """The env steps the run stops at (None: no such limit), for the progress line."""
+        limits = [limit for limit in (self.max_steps, self.schedule_end) if limit is not None]
+        return min(limits) if limits else None
 
     def reached(self, state):
         return ((self.episodes is not None and state.episodes >= self.episodes)
-                or (self.max_steps is not None and state.env_steps >= self.max_steps)
+                or (self.steps_limit() is not None and state.env_steps >= self.steps_limit())
                 or (self.max_minutes is not None and state.seconds >= 60 * self.max_minutes))
 
 
@@ -108,6 +117,7 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
         config, state, arrays, saved_json = _resume_run(run_dir, config_overrides)
     else:
         config, state, arrays, saved_json = _new_run(config_overrides)
+    stop_rule = dataclasses.replace(stop_rule, schedule_end=getattr(config, "lr_decay_steps", None) or None)
     stop_rule.validate_for(config, state)
     if not resume:  # only now, when every argument is known to be good, touch the disk
         _prepare_run_dir(run_dir)
@@ -116,7 +126,7 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
     spec = config.policy()
     algorithm_class = get_algorithm(config.algo)
     with _stop_requests() as stop_requested:
-        progress = Progress(state.episodes, state.env_steps, episodes, max_steps, stream=progress_stream)
+        progress = Progress(state.episodes, state.env_steps, episodes, stop_rule.steps_limit(), stream=progress_stream)
         pool = metrics = None
         try:
             pool = make_pool(PlayerSettings(spec, config.env, backend, config.seed, unit=algorithm_class.task_unit),
@@ -126,7 +136,7 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
             algorithm = algorithm_class(config, spec, pool.params, arrays, backend_impl, saved_json)
             _note_idle_workers(pool.n_workers, len(algorithm.next_tasks(state)), progress)
             progress.message(describe_game(config.env, spec.actions))
-            _note_schedules(config, state, progress)
+            _note_schedules(config, progress)
             if algorithm_class.task_unit == "segment":
                 progress.min_interval = SEGMENT_LINE_SECONDS  # batches take a fraction of a second
 
@@ -247,15 +257,12 @@ def _note_idle_workers(n_workers, tasks_per_batch, progress):
                          "(it changes the algorithm: README, 'Solving Pong')")
 
 
-def _note_schedules(config, state, progress):
-    """Say when the learning rate and entropy weight fall to 0, and warn when the rate has: past that the
-    run's weights stay put."""
-    if config.lr_decay_steps and linear_decay(config.learning_rate, state.env_steps, config.lr_decay_steps) == 0:
-        progress.message(f"note: the learning rate reached 0 at {config.lr_decay_steps:,} env steps "
-                         f"(--lr-decay-steps), so further training leaves the weights as they are")
-    elif config.lr_decay_steps:
+def _note_schedules(config, progress):
+    """Say when the learning rate and the entropy weight fall to 0."""
+    if config.lr_decay_steps:
         progress.message(f"learning rate {config.learning_rate:g}, falling linearly to 0 at "
-                         f"{config.lr_decay_steps:,} env steps (--lr-decay-steps; 0 keeps it constant)")
+                         f"{config.lr_decay_steps:,} env steps, where training stops (--lr-decay-steps; "
+                         "0 keeps it constant)")
     if config.ent_decay_steps:
         progress.message(f"entropy weight {config.ent_coef:g}, falling linearly to 0 at "
                          f"{config.ent_decay_steps:,} env steps (--ent-decay-steps)")

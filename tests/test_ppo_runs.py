@@ -428,21 +428,24 @@ def test_the_entropy_weight_decays_by_batch_and_only_when_asked():
         assert spy.ent_coefs == [0.04] * steps + [second] * steps
 
 
-def test_a_decaying_run_resumes_exactly_on_two_workers(runs):
+def test_a_decaying_run_resumes_exactly_on_two_workers_and_stops_where_the_rate_reaches_0(runs):
     options = (*PPO_OPTIONS, "--lr-decay-steps", 3 * BATCH_STEPS, "--ent-decay-steps", 2 * BATCH_STEPS)
     straight = str(runs / "ppo-decay")
-    started = run_ppo(straight, *options, "--max-steps", 4 * BATCH_STEPS)
-    assert f"falling linearly to 0 at {3 * BATCH_STEPS:,} env steps" in started.stderr
+    started = run_ppo(straight, *options)  # no --max-steps: the schedule's end stops it
+    assert load_state(straight)["env_steps"] == 3 * BATCH_STEPS
+    assert f"falling linearly to 0 at {3 * BATCH_STEPS:,} env steps, where training stops" in started.stderr
     assert f"entropy weight 0.03, falling linearly to 0 at {2 * BATCH_STEPS:,} env steps" in started.stderr
     assert load_state(straight)["config"]["lr_decay_steps"] == 3 * BATCH_STEPS
     assert load_state(straight)["config"]["ent_decay_steps"] == 2 * BATCH_STEPS
     resumed = str(runs / "ppo-decay-resumed")
     run_ppo(resumed, *options, "--max-steps", 2 * BATCH_STEPS)
-    run_ppo(resumed, "--resume", "--max-steps", 4 * BATCH_STEPS, workers=2)
+    run_ppo(resumed, "--resume", "--max-steps", 4 * BATCH_STEPS, workers=2)  # stops at 3 batches all the same
     assert_same_run(resumed, straight)
-    past_the_decay = run_ppo(resumed, "--resume", "--max-steps", 5 * BATCH_STEPS)
-    assert "the learning rate reached 0" in past_the_decay.stderr
-    np.testing.assert_array_equal(load_arrays(resumed)["W1"], load_arrays(straight)["W1"])  # rate 0: W1 as it was
+    before = file_hashes(resumed)
+    past_the_end = run_fastpg("train", "--run-dir", resumed, "--resume", cwd=runs)
+    assert_clean_error(past_the_end, f"the run is complete: its learning rate reached 0 at {3 * BATCH_STEPS:,} "
+                                     "env steps (--lr-decay-steps), so further training would leave its weights")
+    assert file_hashes(resumed) == before
     constant = str(runs / "ppo-constant-short")
     kept = run_ppo(constant, *PPO_OPTIONS, "--lr-decay-steps", 0, "--max-steps", 4 * BATCH_STEPS)
     assert "learning rate" not in kept.stderr
