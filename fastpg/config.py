@@ -79,6 +79,7 @@ class Config:
             legacy["policy_lag"] = 0  # before 0.5 every update waited for its batch
             legacy["lr_decay_steps"] = 0  # before 0.7 the learning rate was constant
             legacy["inputs"] = "difference"  # before 0.12 the network saw the difference frame alone
+            legacy["ent_decay_steps"] = 0  # before 0.14 the entropy weight was constant
         try:
             return cls(**{**legacy, **saved_config})
         except TypeError as exc:

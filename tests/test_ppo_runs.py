@@ -151,6 +151,7 @@ def test_the_default_input_and_old_checkpoints():
     assert Config.of_checkpoint({"algo": "ppo"}, "run").inputs == "difference"  # saved before 0.12
     assert Config.of_checkpoint({"algo": "ppo", "inputs": "difference+frame"}, "run").inputs == "difference+frame"
     assert Config.of_checkpoint({"algo": "reinforce"}, "run").inputs is None
+    assert Config.of_checkpoint({"algo": "ppo"}, "run").ent_decay_steps == 0  # saved before 0.14: constant
 
 
 def test_max_steps_stops_at_the_first_batch_boundary_past_it(runs):
@@ -356,7 +357,7 @@ def test_policy_lag_0_gives_the_same_run_on_two_workers_and_after_resuming_a_0_4
     state_path = os.path.join(resumed, "state.json")
     with open(state_path) as f:
         state = json.load(f)
-    for setting in ("policy_lag", "lr_decay_steps", "inputs"):  # settings added in 0.5, 0.7 and 0.12
+    for setting in ("policy_lag", "lr_decay_steps", "inputs", "ent_decay_steps"):  # added in 0.5, 0.7, 0.12, 0.14
         del state["config"][setting]
     del state["algorithm"]["learned_stats"]
     with open(state_path, "w") as f:
