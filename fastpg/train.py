@@ -85,8 +85,9 @@ class StopRule:
         return min(limits) if limits else None
 
     def reached(self, state):
+        steps_limit = self.steps_limit()
         return ((self.episodes is not None and state.episodes >= self.episodes)
-                or (self.steps_limit() is not None and state.env_steps >= self.steps_limit())
+                or (steps_limit is not None and state.env_steps >= steps_limit)
                 or (self.max_minutes is not None and state.seconds >= 60 * self.max_minutes))
 
 
@@ -98,7 +99,8 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
     config_overrides: Config fields given by the user (None = default, or the
     checkpoint's value on resume). episodes: stop at this total episode count.
     max_steps: stop at the first batch boundary at or past this total of
-    environment steps. max_minutes: likewise, past this much training time
+    environment steps (an actor-critic run with --lr-decay-steps also stops
+    where its learning rate reaches 0). max_minutes: likewise, past this much training time
     (state.seconds, which counts the time before a resume). ray_address:
     play on Ray actors instead of local processes ("local" starts Ray here,
     "auto" or "host:port" joins a cluster); workers=None then means one actor
@@ -117,7 +119,7 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
         config, state, arrays, saved_json = _resume_run(run_dir, config_overrides)
     else:
         config, state, arrays, saved_json = _new_run(config_overrides)
-    stop_rule = dataclasses.replace(stop_rule, schedule_end=getattr(config, "lr_decay_steps", None) or None)
+    stop_rule = dataclasses.replace(stop_rule, schedule_end=config.lr_decay_steps or None)
     stop_rule.validate_for(config, state)
     if not resume:  # only now, when every argument is known to be good, touch the disk
         _prepare_run_dir(run_dir)
