@@ -7,8 +7,8 @@ wall time and the CPU time of the whole process (every thread of the kernels),
 the wall time of each kernel the learner calls, and of the rest (numpy and
 Python between the kernels, and at lag 0 the copy of the weights the line
 search may step back to). --threads splits the kernels' work between that
-many threads (--learner-threads of `fastpg train`); --epochs, --minibatches
-and --inputs change those settings. The kernels are memory bound and the clock is the
+many threads (--learner-threads of `fastpg train`); --epochs, --minibatches,
+--inputs and --optimizer change those settings. The kernels are memory bound and the clock is the
 wall's: run it alone.
 """
 import argparse
@@ -49,8 +49,9 @@ def main():
     parser.add_argument("--epochs", type=int, help="passes over the batch (default: the training default)")
     parser.add_argument("--minibatches", type=int, help="Adam steps per pass (default: the training default)")
     parser.add_argument("--inputs", help="what the network sees (default: the training default)")
+    parser.add_argument("--optimizer", help="adam or lazy-adam (default: the training default)")
     args = parser.parse_args()
-    overrides = {name: getattr(args, name) for name in ("epochs", "minibatches", "inputs")
+    overrides = {name: getattr(args, name) for name in ("epochs", "minibatches", "inputs", "optimizer")
                  if getattr(args, name) is not None}
     config = Config(algo="ppo", policy_lag=0, **overrides)
     config.validate()

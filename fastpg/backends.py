@@ -232,7 +232,8 @@ class Backend:
     """
 
     def __init__(self, name, stepper, discount_rewards, sparse_backward, rmsprop_update, preprocess,
-                 actor_stepper, actor_critic_forward, ppo_backward, adam_update, gae, expand_frame_record):
+                 actor_stepper, actor_critic_forward, ppo_backward, adam_update, gae, expand_frame_record,
+                 touched_columns):
         self.name = name
         self.stepper = stepper
         self.preprocess = preprocess
@@ -245,6 +246,7 @@ class Backend:
         self.adam_update = adam_update
         self.gae = gae
         self.expand_frame_record = expand_frame_record
+        self.touched_columns = touched_columns
 
 
 BACKENDS = ("cython", "numpy")
@@ -264,10 +266,12 @@ def get_backend(name, threads=1):
         return Backend(name, kernels.PolicyStepper, kernels.discount_rewards,
                        kernels.sparse_backward, kernels.rmsprop_update, kernels.preprocess,
                        kernels.ActorStepper, threaded(kernels.actor_critic_forward), threaded(kernels.ppo_backward),
-                       threaded(kernels.adam_update), kernels.gae, kernels.expand_frame_record)
+                       threaded(kernels.adam_update), kernels.gae, kernels.expand_frame_record,
+                       kernels.touched_columns)
     if name == "numpy":
         return Backend(name, NumpyStepper, reference.discount_rewards,
                        numpy_sparse_backward, reference.rmsprop_update, reference.preprocess,
                        NumpyActorStepper, numpy_actor_critic_forward, numpy_ppo_backward,
-                       reference.adam_update, reference.gae, reference.expand_frame_record)
+                       reference.adam_update, reference.gae, reference.expand_frame_record,
+                       reference.touched_columns)
     raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")

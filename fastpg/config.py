@@ -49,6 +49,9 @@ class Config:
     ent_coef: float = _setting(None, "ppo: entropy bonus weight")
     ent_decay_steps: int = _setting(None, "ppo: env steps over which the entropy weight falls linearly to 0 and "
                                           "stays there (0: constant)", "STEPS")
+    optimizer: str = _setting(None, "ppo: 'adam' (every weight takes every step) or 'lazy-adam' (a minibatch steps "
+                                    "only the first layer's columns of the inputs its rows see, and their moments; "
+                                    "the others wait: about a ninth of Adam's work)")
     vf_coef: float = _setting(None, "ppo: value loss weight")
     lam: float = _setting(None, "ppo: GAE lambda")
     baseline: str = _setting(None, "ppo: 'value' (GAE from the learned value) or 'none' (discounted returns, "
@@ -80,6 +83,7 @@ class Config:
             legacy["lr_decay_steps"] = 0  # before 0.7 the learning rate was constant
             legacy["inputs"] = "difference"  # before 0.12 the network saw the difference frame alone
             legacy["ent_decay_steps"] = 0  # before 0.14 the entropy weight was constant
+            legacy["optimizer"] = "adam"  # before 0.15 Adam stepped every weight
         try:
             return cls(**{**legacy, **saved_config})
         except TypeError as exc:
@@ -123,6 +127,8 @@ class Config:
             raise ValueError(f"--gamma must be in [0, 1], got {self.gamma}")
         if self.baseline is not None and self.baseline not in BASELINES:
             raise ValueError(f"--baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.life_loss is not None and self.life_loss not in LIFE_LOSS:
             raise ValueError(f"--life-loss must be one of {', '.join(LIFE_LOSS)}, got {self.life_loss!r}")
         if self.policy_lag is not None and self.policy_lag not in POLICY_LAGS:
@@ -148,11 +154,12 @@ ALGORITHM_DEFAULTS = {
     "ppo": {"learning_rate": 1e-3, "lanes": 16, "segment_steps": 128, "epochs": 4, "minibatches": 2,
             "max_kl": 0.02, "clip": 0.2, "ent_coef": 0.03, "vf_coef": 0.5, "lam": 0.95, "baseline": "value",
             "life_loss": "terminal", "policy_lag": 1, "lr_decay_steps": 9_600_000,
-            "ent_decay_steps": 9_600_000,
+            "ent_decay_steps": 9_600_000, "optimizer": "adam",
             "inputs": "difference+frame"},
 }
 BASELINES = ("value", "none")
 LIFE_LOSS = ("continue", "terminal")
+OPTIMIZERS = ("adam", "lazy-adam")
 POLICY_LAGS = (0, 1)
 ALGORITHM_SETTINGS = sorted({name for names in ALGORITHM_DEFAULTS.values() for name in names} - {"learning_rate"})
 

@@ -5,7 +5,8 @@ Importing this module fails loudly when the Cython extensions are not built,
 so nothing ever falls back to numpy by accident.
 """
 try:
-    from ._actor import ActorStepper, actor_critic_forward, adam_update, expand_frame_record, ppo_backward
+    from ._actor import (ActorStepper, actor_critic_forward, adam_update, expand_frame_record, ppo_backward,
+                         touched_columns)
     from ._gae import gae
     from ._policy import policy_backward, policy_forward
     from ._preprocess import preprocess
@@ -33,4 +34,5 @@ __all__ = [
     "ppo_backward",
     "adam_update",
     "expand_frame_record",
+    "touched_columns",
 ]

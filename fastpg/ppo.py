@@ -217,6 +217,7 @@ class PPO:
             for name, array in self.params.items():
                 before[name][...] = array
         stats, finite = {}, True
+        lazy = c.optimizer == "lazy-adam"
         for epoch in range(c.epochs):
             order = shuffle.permutation(len(rows))
             for chunk in np.array_split(order, c.minibatches):
@@ -226,10 +227,13 @@ class PPO:
                     logp_old[chunk], np.ascontiguousarray(advantages[chunk]), np.ascontiguousarray(returns[chunk]),
                     c.clip, c.vf_coef, ent_coef, self.grads, accumulate=True)
                 self.adam_steps += 1
+                # Lazy Adam steps only W1's columns of the inputs the minibatch saw (reference.adam_update).
+                columns = (backend.touched_columns(record["indices"], record["offsets"], rows[chunk])
+                           if lazy else None)
                 for name, w in self.params.items():
                     m, v = self.moments[name]
                     finite &= backend.adam_update(w, self.grads[name], m, v, self.adam_steps, learning_rate,
-                                                  clear_gradient=True)
+                                                  clear_gradient=True, columns=columns if name == "W1" else None)
         kl = self._kl(record, rows, old_logits, logits)
         fraction = 1.0
         if kl > c.max_kl:

@@ -299,10 +299,28 @@ def linear_decay(value, env_steps, decay_steps):
     return value * max(0.0, 1.0 - env_steps / decay_steps)
 
 
-def adam_update(w, g, m, v, step, learning_rate, beta1=0.9, beta2=0.999, eps=1e-8, clear_gradient=False):
+def touched_columns(indices, offsets, rows):
+    """The sorted distinct inputs that the given rows of a sparse record list: the columns of the first
+    layer whose gradient those rows can make nonzero."""
+    rows = np.asarray(rows, dtype=np.int64)
+    listed = [indices[offsets[r]:offsets[r + 1]] for r in rows]
+    return np.unique(np.concatenate(listed).astype(np.int64)) if listed else np.zeros(0, dtype=np.int64)
+
+
+def adam_update(w, g, m, v, step, learning_rate, beta1=0.9, beta2=0.999, eps=1e-8, clear_gradient=False,
+                columns=None):
     """In place, Adam's descent step number ``step`` (1, 2, ...) on w with gradient g and moments m, v;
     returns whether every new value of w, m and v is finite. With clear_gradient, g is set to zero
-    afterwards, ready for the next step's gradient to be accumulated into it."""
+    afterwards, ready for the next step's gradient to be accumulated into it.
+
+    columns (a 2-D w only): the lazy step, on those columns of w, m and v alone; the others keep their
+    values, however their moments would have moved them (``touched_columns`` lists a minibatch's)."""
+    if columns is not None:
+        part = [array[:, columns] for array in (w, g, m, v)]
+        finite = adam_update(*part, step, learning_rate, beta1, beta2, eps, clear_gradient)
+        for array, new in zip((w, g, m, v), part):
+            array[:, columns] = new
+        return finite
     m *= beta1
     m += (1.0 - beta1) * g
     v *= beta2

@@ -45,6 +45,7 @@ cdef enum:
     UNKNOWN_COLOUR = 2  # a lut entry not filled yet
     LINE_DOUBLES = 8  # a 64-byte cache line: threads split the hidden units in whole lines
     SERIAL_ADAM = 1 << 16  # arrays shorter than this are not worth waking threads for
+    INPUT_LIMIT = 1 << 15  # a record's int16 indices name fewer inputs than this
     ROW_CHUNK = 64  # ppo_backward's rows per pass of its two phases: their h and dh stay in the cache
 
 
@@ -810,11 +811,51 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
     return loss, stats
 
 
+def touched_columns(indices, offsets, rows):
+    """The sorted distinct inputs (int64) that the given rows (int64) of a sparse record list (see
+    fastpg.reference.touched_columns): a minibatch's columns for the lazy ``adam_update``."""
+    _check_record_array("indices", indices, np.int16)
+    _check_record_array("offsets", offsets, np.int32)
+    n_rows = offsets.shape[0] - 1
+    if n_rows < 0 or offsets[0] != 0 or offsets[n_rows] != indices.shape[0] or np.any(np.diff(offsets) < 0):
+        raise ValueError("offsets must rise from 0 to len(indices), one more entry than rows")
+    if indices.shape[0] and indices.min() < 0:
+        raise ValueError("indices must not be negative")
+    rows = _validate.as_array("rows", rows)
+    _validate.check_dtype("rows", rows, np.int64)
+    if rows.shape[0] and (rows.min() < 0 or rows.max() >= n_rows):
+        raise ValueError(f"rows must lie in [0, {n_rows}) (rows of the record)")
+    cdef const int16_t[::1] idx = indices
+    cdef const int32_t[::1] off = offsets
+    cdef const int64_t[::1] row_view = np.ascontiguousarray(rows)
+    cdef uint8_t[::1] seen = np.zeros(INPUT_LIMIT, dtype=np.uint8)
+    cdef Py_ssize_t r, e, c, n = 0
+    with nogil:
+        for r in range(row_view.shape[0]):
+            for e in range(off[row_view[r]], off[row_view[r] + 1]):
+                if not seen[idx[e]]:
+                    seen[idx[e]] = 1
+                    n += 1
+    columns = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] out = columns
+    n = 0
+    with nogil:
+        for c in range(INPUT_LIMIT):
+            if seen[c]:
+                out[n] = c
+                n += 1
+    return columns
+
+
 def adam_update(w, g, m, v, long step, double learning_rate, double beta1=0.9, double beta2=0.999,
-                double eps=1e-8, threads=1, bint clear_gradient=False):
+                double eps=1e-8, threads=1, bint clear_gradient=False, columns=None):
     """In place, Adam's descent step number ``step`` (see fastpg.reference.adam_update, also for
-    ``clear_gradient``). Any memory order shared by all four arrays; ``threads`` split the weights.
-    Returns whether every new value of w, m and v is finite."""
+    ``clear_gradient`` and ``columns``). Any memory order shared by all four arrays, Fortran's for
+    ``columns`` (strictly increasing int64); ``threads`` split the weights. Returns whether every new
+    value of w, m and v is finite."""
+    if columns is not None:
+        return _lazy_adam_update(w, g, m, v, step, learning_rate, beta1, beta2, eps, threads, clear_gradient,
+                                 columns)
     cdef Py_ssize_t T = _validate.thread_count(threads)
     for name, arr in (("w", w), ("g", g), ("m", m), ("v", v)):
         _validate.as_array(name, arr)
@@ -845,4 +886,43 @@ def adam_update(w, g, m, v, long step, double learning_rate, double beta1=0.9, d
             if stop > start:
                 finite &= adam_step(&w_flat[start], <double*>&g_flat[start], &m_flat[start], &v_flat[start],
                                     stop - start, learning_rate, beta1, beta2, eps, m_scale, v_scale, clear_gradient)
+    return bool(finite)
+
+
+def _lazy_adam_update(w, g, m, v, long step, double learning_rate, double beta1, double beta2, double eps,
+                      threads, bint clear_gradient, columns):
+    cdef Py_ssize_t T = _validate.thread_count(threads)
+    for name, arr in (("w", w), ("g", g), ("m", m), ("v", v)):
+        _validate.as_array(name, arr)
+        _validate.check_dtype(name, arr, np.float64)
+        if arr.ndim != 2 or arr.shape != w.shape:
+            raise ValueError(f"{name} must be 2-D, shaped as w {w.shape}, for a lazy step on columns")
+        if not arr.flags.f_contiguous:
+            raise ValueError(f"{name} must be Fortran-ordered for a lazy step on columns (each column contiguous)")
+        if arr is not g or clear_gradient:
+            _validate.check_writeable(name, arr)
+    if step < 1:
+        raise ValueError(f"step must be at least 1, got {step}")
+    columns = _validate.as_array("columns", columns)
+    _validate.check_dtype("columns", columns, np.int64)
+    if columns.ndim != 1:
+        raise ValueError(f"columns must be 1-D, got shape {columns.shape}")
+    if columns.shape[0] and (columns[0] < 0 or columns[-1] >= w.shape[1] or (np.diff(columns) <= 0).any()):
+        raise ValueError(f"columns must be strictly increasing and lie in [0, {w.shape[1]})")
+    cdef double[::1] w_flat = w.reshape(-1, order="F")
+    cdef const double[::1] g_flat = g.reshape(-1, order="F")  # written only with clear_gradient (checked above)
+    cdef double[::1] m_flat = m.reshape(-1, order="F")
+    cdef double[::1] v_flat = v.reshape(-1, order="F")
+    cdef const int64_t[::1] cols = np.ascontiguousarray(columns)
+    cdef double m_scale = 1.0 / (1.0 - pow(beta1, step)), v_scale = 1.0 / (1.0 - pow(beta2, step))
+    cdef Py_ssize_t H = w.shape[0], n = cols.shape[0], part, k, at
+    if n * H < SERIAL_ADAM:
+        T = 1
+    cdef int finite = 1
+    with nogil:
+        for part in prange(T, num_threads=T, schedule="static", chunksize=1):
+            for k in range(n * part // T, n * (part + 1) // T):
+                at = cols[k] * H
+                finite &= adam_step(&w_flat[at], <double*>&g_flat[at], &m_flat[at], &v_flat[at], H,
+                                    learning_rate, beta1, beta2, eps, m_scale, v_scale, clear_gradient)
     return bool(finite)

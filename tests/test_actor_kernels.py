@@ -902,6 +902,89 @@ def test_adam_reports_whether_it_left_everything_finite(name, where, bad):
     assert finite is (bad == 1e300 and where != "g")  # 1e300 stays finite, but not squared as a gradient
 
 
+@pytest.mark.parametrize("threads", (1, 3))
+def test_lazy_adam_steps_the_listed_columns_alone(threads, rng):
+    """With columns, compiled (any thread count) and reference agree bit for bit; the listed columns take
+    exactly dense Adam's step of the columns alone, and every other column of w, g, m and v is untouched."""
+    shape = (40, 3000)  # long enough for the threads to split it
+    start = {key: np.asfortranarray(rng.standard_normal(shape)) for key in "wgm"}
+    start["v"] = np.asfortranarray(rng.random(shape))
+    columns = np.unique(rng.integers(0, shape[1], 700)).astype(np.int64)
+    others = np.setdiff1d(np.arange(shape[1]), columns)
+    alone = {key: np.asfortranarray(arr[:, columns]) for key, arr in start.items()}
+    assert kernels.adam_update(*(alone[key] for key in "wgmv"), 4, 1e-3, clear_gradient=True) is True
+    for adam, kwargs in ((kernels.adam_update, {"threads": threads}), (reference.adam_update, {})):
+        lazy = {key: arr.copy(order="F") for key, arr in start.items()}
+        assert adam(*(lazy[key] for key in "wgmv"), 4, 1e-3, clear_gradient=True, columns=columns, **kwargs)
+        for key in "wgmv":
+            np.testing.assert_array_equal(lazy[key][:, columns], alone[key], err_msg=f"{adam.__module__} {key}")
+            np.testing.assert_array_equal(lazy[key][:, others], start[key][:, others])
+            assert lazy[key].flags.f_contiguous
+
+
+def test_lazy_adam_on_every_column_is_dense_adam(rng):
+    shape = (8, 50)
+    start = {key: np.asfortranarray(rng.standard_normal(shape)) for key in "wgmv"}
+    start["v"] = np.abs(start["v"])
+    dense_ = {key: arr.copy(order="F") for key, arr in start.items()}
+    lazy = {key: arr.copy(order="F") for key, arr in start.items()}
+    kernels.adam_update(*(dense_[key] for key in "wgmv"), 2, 1e-3)
+    kernels.adam_update(*(lazy[key] for key in "wgmv"), 2, 1e-3, columns=np.arange(50))
+    for key in "wgmv":
+        np.testing.assert_array_equal(lazy[key], dense_[key])
+
+
+def test_lazy_adam_reports_only_the_listed_columns_finiteness():
+    arrays = {key: np.asfortranarray(np.full((5, 9), 0.5)) for key in "wgmv"}
+    arrays["m"][2, 7] = np.inf  # in an unlisted column: never read, never written
+    assert kernels.adam_update(*(arrays[key] for key in "wgmv"), 3, 1e-3, columns=np.array([0, 4])) is True
+    assert kernels.adam_update(*(arrays[key] for key in "wgmv"), 3, 1e-3, columns=np.array([4, 7])) is False
+
+
+@pytest.mark.parametrize("columns, error, message", [
+    (np.array([3, 1]), ValueError, "strictly increasing"), (np.array([1, 1]), ValueError, "strictly increasing"),
+    (np.array([0, 9]), ValueError, r"lie in \[0, 9\)"), (np.array([-1]), ValueError, "strictly increasing and lie in"),
+    (np.array([0.0, 1.0]), TypeError, "columns must have dtype int64"),
+    (np.array([[0, 1]]), ValueError, "columns must be 1-D")])
+def test_lazy_adam_refuses_bad_columns(columns, error, message):
+    arrays = {key: np.asfortranarray(np.full((5, 9), 0.5)) for key in "wgmv"}
+    with pytest.raises(error, match=message):
+        kernels.adam_update(*(arrays[key] for key in "wgmv"), 1, 1e-3, columns=columns)
+    np.testing.assert_array_equal(arrays["w"], 0.5)
+
+
+@pytest.mark.parametrize("w, message", [(np.full((5, 9), 0.5), "w must be Fortran-ordered"),
+                                        (np.full(9, 0.5), "w must be 2-D")])
+def test_lazy_adam_needs_fortran_matrices(w, message):
+    with pytest.raises(ValueError, match=message):
+        kernels.adam_update(w, w.copy(), w.copy(), w.copy(), 1, 1e-3, columns=np.array([0]))
+
+
+def test_touched_columns_compiled_matches_reference(rng):
+    """The distinct inputs of the listed rows, sorted: a row may repeat a pixel, rows may be empty, and the
+    frame's second block of inputs (6400 and up) counts like the first."""
+    record = random_record(rng, 300, empty_rows=(0, 5, 299))
+    record["indices"][record["offsets"][7] + 1] = record["indices"][record["offsets"][7]]
+    record["indices"][record["offsets"][9]] += 6400
+    for rows in (np.arange(300), np.sort(rng.choice(300, 40, replace=False)), np.array([0, 5]), np.array([9]),
+                 np.zeros(0)):
+        rows = rows.astype(np.int64)
+        columns = kernels.touched_columns(record["indices"], record["offsets"], rows)
+        listed = [record["indices"][record["offsets"][r]:record["offsets"][r + 1]] for r in rows]
+        wanted = sorted({int(i) for row in listed for i in row})
+        assert columns.dtype == np.int64 and columns.tolist() == wanted
+        np.testing.assert_array_equal(reference.touched_columns(record["indices"], record["offsets"], rows),
+                                      columns)
+
+
+def test_touched_columns_refuses_rows_outside_the_record(rng):
+    record = random_record(rng, 10)
+    with pytest.raises(ValueError, match=r"rows must lie in \[0, 10\)"):
+        kernels.touched_columns(record["indices"], record["offsets"], np.array([3, 10]))
+    with pytest.raises(ValueError, match="offsets must rise"):
+        kernels.touched_columns(record["indices"], record["offsets"][:-1], np.array([3]))
+
+
 # ---------------------------------------------------------------- threads
 
 

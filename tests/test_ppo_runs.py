@@ -146,6 +146,36 @@ def test_either_input_learns_the_same_on_two_workers_and_on_numpy(runs, inputs):
                                    err_msg=name)
 
 
+def test_lazy_adam_runs_the_same_on_two_workers_on_numpy_and_resumed(runs):
+    """--optimizer lazy-adam keeps the run's guarantees, and makes a different run from Adam's: W1's columns
+    of inputs no minibatch saw keep their initial weights and zero moments."""
+    options = (*PPO_OPTIONS, "--optimizer", "lazy-adam")
+    one, two, twin, resumed = (str(runs / f"ppo-lazy-{name}") for name in ("one", "two", "numpy", "resumed"))
+    run_ppo(one, *options, "--max-steps", 4 * BATCH_STEPS)
+    run_ppo(two, *options, "--max-steps", 4 * BATCH_STEPS, workers=2)
+    run_ppo(twin, *options, "--max-steps", 4 * BATCH_STEPS, "--backend", "numpy")
+    run_ppo(resumed, *options, "--max-steps", 2 * BATCH_STEPS)
+    run_ppo(resumed, "--resume", "--max-steps", 4 * BATCH_STEPS, workers=2)
+    assert_same_run(two, one)
+    assert_same_run(resumed, one)
+    arrays = load_arrays(one)
+    assert load_state(one)["config"]["optimizer"] == "lazy-adam"
+    for name in PARAMETERS:
+        desired = arrays[name]
+        np.testing.assert_allclose(load_arrays(twin)[name], desired, rtol=1e-9, atol=1e-12 * np.abs(desired).max(),
+                                   err_msg=name)
+    initial = Config(algo="ppo", hidden=HIDDEN).policy().initial_parameters(0)["W1"]
+    unseen = np.all(arrays["adam_v_W1"] == 0, axis=0)
+    assert 0 < unseen.sum() < unseen.size - 100
+    np.testing.assert_array_equal(arrays["W1"][:, unseen], initial[:, unseen])
+    np.testing.assert_array_equal(arrays["adam_m_W1"][:, unseen], 0.0)
+    dense_run = str(runs / "ppo-lazy-dense")
+    run_ppo(dense_run, *PPO_OPTIONS, "--max-steps", 4 * BATCH_STEPS)
+    assert not np.array_equal(load_arrays(dense_run)["W1"], arrays["W1"]), "Adam moves columns it did not see"
+    assert Config(algo="ppo").optimizer == "adam"
+    assert Config.of_checkpoint({"algo": "ppo"}, "run").optimizer == "adam"  # saved before 0.15
+
+
 def test_the_default_input_and_old_checkpoints():
     assert Config().inputs == "difference+frame"
     assert Config.of_checkpoint({"algo": "ppo"}, "run").inputs == "difference"  # saved before 0.12
@@ -486,6 +516,9 @@ NEW_RUN_ERRORS = {
                        ["--inputs must be one of difference, difference+frame, got 'frame'"]),
     "inputs of reinforce": (["--algo", "reinforce", "--inputs", "difference+frame"],
                             ["--inputs is a setting of --algo ppo"]),
+    "unknown optimizer": (["--algo", "ppo", "--optimizer", "sgd"],
+                          ["--optimizer must be one of adam, lazy-adam, got 'sgd'"]),
+    "optimizer of reinforce": (["--algo", "reinforce", "--optimizer", "adam"], ["--optimizer is a setting of --algo ppo"]),
     "unknown algo": (["--algo", "dqn"], []),  # argparse's choices
 }
 
