@@ -41,10 +41,13 @@ cdef extern from "wide_loops.h" nogil:
     void group_heads(const double* W_pi, const double* b_pi, const double* w_v, double b_v, Py_ssize_t H,
                      Py_ssize_t A, const double* hs, Py_ssize_t n, double* logits, double* values)
 
+PALETTE_SHAPE = _validate.FRAME_SHAPE[:2]
+
 cdef enum:
     UNKNOWN_COLOUR = 2  # a lut entry not filled yet
     LINE_DOUBLES = 8  # a 64-byte cache line: threads split the hidden units in whole lines
     SERIAL_ADAM = 1 << 16  # arrays shorter than this are not worth waking threads for
+    SCREEN_WIDTH = 2 * N_COLS  # an Atari screen's columns, every other one read
     INPUT_LIMIT = 1 << 15  # a record's int16 indices name fewer inputs than this
     ROW_CHUNK = 64  # ppo_backward's rows per pass of its two phases: their h and dh stay in the cache
 
@@ -180,6 +183,10 @@ cdef class ActorStepper:
     cdef readonly Py_ssize_t first_row
     cdef uint8_t prev[N_PIXELS]
     cdef uint8_t current[N_PIXELS]
+    # The screen rows the last read without an unknown colour saw, whose verdicts current holds: a row
+    # that has not changed since (most of a frame) needs no lookups.
+    cdef uint8_t seen_rows[N_ROWS * SCREEN_WIDTH]
+    cdef bint seen_rows_valid
     cdef bint first
     cdef bint with_frame  # the network also sees the current frame
     cdef bint chained  # the last row recorded was a step, and prev is its frame: the next row need not list its frame
@@ -238,7 +245,7 @@ cdef class ActorStepper:
         return self.n_steps
 
     cdef const uint8_t[:, ::1] _screen(self, screen) except *:
-        if not isinstance(screen, np.ndarray) or screen.shape != _validate.FRAME_SHAPE[:2]:
+        if not isinstance(screen, np.ndarray) or screen.shape != PALETTE_SHAPE:
             _validate.palette_screen(screen)
         cdef const uint8_t[:, ::1] view
         try:
@@ -253,6 +260,7 @@ cdef class ActorStepper:
         """current = the screen's binary 80x80 frame, filling the lut first if a colour is new."""
         cdef const uint8_t[:, ::1] view = self._screen(screen)
         cdef uint8_t unknown
+        cdef int attempt
         for attempt in range(2):
             with nogil:
                 unknown = self._binary(view)
@@ -265,13 +273,21 @@ cdef class ActorStepper:
     cdef uint8_t _binary(self, const uint8_t[:, ::1] screen) noexcept nogil:
         cdef Py_ssize_t row, col
         cdef const uint8_t* line
+        cdef uint8_t* kept
         cdef uint8_t value, seen = 0
         for row in range(N_ROWS):
             line = &screen[self.first_row + 2 * row, 0]
+            kept = &self.seen_rows[row * SCREEN_WIDTH]
+            if self.seen_rows_valid and memcmp(line, kept, SCREEN_WIDTH) == 0:
+                continue  # current's row already holds this row's verdicts
+            memcpy(kept, line, SCREEN_WIDTH)
             for col in range(N_COLS):
                 value = self.lut[line[2 * col]]
                 seen |= value
                 self.current[row * N_COLS + col] = value
+        # A row with an unknown colour is read again once the lut has it: the kept rows are trusted only
+        # after a read that saw none.
+        self.seen_rows_valid = not (seen & UNKNOWN_COLOUR)
         return seen & UNKNOWN_COLOUR
 
     cdef int _record_input(self, bint update_previous) noexcept nogil:

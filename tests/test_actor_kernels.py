@@ -539,6 +539,57 @@ def test_stepper_fill_lut_that_adds_nothing_raises(name, pong_screens):
     assert calls == [1]
 
 
+def test_stepper_rereads_the_rows_that_changed_and_after_a_failed_fill(pong_screens):
+    """The compiled stepper looks up only the screen rows that changed since its last read. A changed sampled
+    pixel, a new colour on an otherwise unchanged screen, changes it does not sample, and a fill_lut that
+    failed once all give the numpy twin's record."""
+    screens, rgbs = pong_screens
+    base = screens[50]
+    verdicts = np.zeros(256, dtype=np.uint8)
+    verdicts[base.ravel()] = reference.is_foreground(rgbs[50][..., 0].ravel())
+    new_colour = next(i for i in range(256) if i not in set(base.ravel().tolist()))
+    verdicts[new_colour] = 1
+
+    def edited(*changes):
+        screen = base.copy()
+        for row, col, colour in changes:
+            screen[row, col] = colour
+        return screen
+
+    foreground = int(next(i for i in np.unique(base) if verdicts[i]))
+    script = [base, base, edited((101, 0, foreground)), base, edited((101, 1, foreground)),  # odd column
+              edited((102, 4, foreground)),  # odd row
+              edited((101, 0, new_colour)), edited((101, 0, new_colour), (37, 8, foreground)), base]
+    spec, params = actor_params((2, 3))
+    records, fills = {}, {}
+    for name in BACKEND_NAMES:
+        lut = np.full(256, 2, dtype=np.uint8)
+        calls, working, shown = [], [True], [None]
+
+        def fill(lut=lut, calls=calls, working=working, shown=shown):  # as AtariGame's: the screen's colours
+            calls.append(1)
+            if working[0]:
+                colours = np.unique(shown[0])
+                lut[colours] = verdicts[colours]
+
+        stepper = get_backend(name).actor_stepper(params, spec.actions, lut, fill)
+        for t, screen in enumerate(script):
+            shown[0] = screen
+            if t == 6:  # the new colour: a first fill that adds nothing fails, the next call succeeds
+                working[0] = False
+                with pytest.raises(ValueError, match="did not add to the lut"):
+                    stepper.step(screen, 0.5)
+                working[0] = True
+            stepper.step(screen, 0.5)
+        records[name], fills[name] = stepper.finish(), len(calls)
+    assert fills["cython"] == fills["numpy"] == 3  # the first screen, the failed fill, the working one
+    for key in ("indices", "signs", "offsets", "choices"):
+        np.testing.assert_array_equal(records["cython"][key], records["numpy"][key], err_msg=key)
+    full = expanded(records["cython"])
+    nnz = np.diff(full["offsets"])
+    assert nnz[2] > nnz[1] and nnz[4] == nnz[5] == nnz[1] and nnz[6] > nnz[1]  # only sampled changes count
+
+
 # ---------------------------------------------------------------- actor_critic_forward
 
 
