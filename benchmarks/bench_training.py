@@ -19,7 +19,7 @@ With --algo ppo, two more in-process runs with 2 workers, of --steps and 3x
 --steps, split the CPU time per env step between the learner (this process)
 and the workers, in the steady state: over the steps the longer run adds.
 --only-w1 measures the bare loop and --workers 1 alone. With --algo ppo,
---epochs, --minibatches and --inputs measure every training configuration
+--epochs, --minibatches, --inputs and --optimizer measure every training configuration
 at those settings instead of the defaults (to weigh a candidate's speed).
 Training throughput is steady state: env steps between the first and the last
 row of metrics.csv over the seconds between them (worker start-up excluded).
@@ -121,7 +121,7 @@ def _cpu_split(env_id, n_steps, overrides, workers):
     return learner, worker, outcome.state.env_steps
 
 
-PPO_SETTINGS = {"epochs": int, "minibatches": int, "inputs": str}  # the training settings it can change
+PPO_SETTINGS = {"epochs": int, "minibatches": int, "inputs": str, "optimizer": str}  # the training settings it can change
 
 
 def main():
