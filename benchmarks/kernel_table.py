@@ -34,6 +34,7 @@ KERNELS = {
     "actor_critic_forward": ("`actor_critic_forward` (4,096-row record, H = 200, A = 2)", None),
     "ppo_backward": ("`ppo_backward` (1,024-row minibatch, H = 200, A = 2)", None),
     "adam_update": ("`adam_update` (1.28 M parameters)", None),
+    "lazy_adam_update": ("`adam_update` with `columns` (1,400 of W1's 12,800 columns, H = 200)", None),
     "actor_step": ("one env step of the actor-critic, palette screen → action (`ActorStepper.step`, per 101 steps)",
                    None),
 }

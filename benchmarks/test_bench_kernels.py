@@ -321,3 +321,28 @@ def test_adam_update(benchmark, backend, build_info):
     # In place: each round updates the same buffers again (as step 10); the work per call is the same.
     benchmark(BACKENDS[backend].adam_update, w, g, m, v, 10, 1e-4)
     assert np.all(np.isfinite(w)) and not np.array_equal(w, w0)
+
+
+@pytest.mark.benchmark(group="lazy_adam_update")
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_lazy_adam_update(benchmark, backend, build_info):
+    """--optimizer lazy-adam's step on W1 of the default network (200 x 12,800, the difference and the frame),
+    on the 1,400 columns a 1,024-step minibatch of Pong typically lists."""
+    rng = np.random.default_rng(0)
+    shape = (200, 12800)
+    w0 = np.asfortranarray(rng.standard_normal(shape) / 80.0)
+    g = np.asfortranarray(rng.standard_normal(shape))
+    m0 = np.asfortranarray(0.1 * rng.standard_normal(shape))
+    v0 = np.asfortranarray(rng.random(shape))
+    columns = np.sort(rng.choice(shape[1], 1400, replace=False)).astype(np.int64)
+    results = {}
+    for name, module in BACKENDS.items():
+        w, m, v = w0.copy(order="F"), m0.copy(order="F"), v0.copy(order="F")
+        module.adam_update(w, g, m, v, 10, 1e-4, columns=columns)
+        results[name] = (w, m, v)
+    for ref_arr, compiled_arr in zip(results["reference"], results["compiled"]):
+        np.testing.assert_array_equal(compiled_arr, ref_arr)
+    describe(benchmark, build_info, backend, parameters=w0.size, columns=len(columns), order="F")
+    w, m, v = w0.copy(order="F"), m0.copy(order="F"), v0.copy(order="F")
+    benchmark(BACKENDS[backend].adam_update, w, g, m, v, 10, 1e-4, columns=columns)
+    assert np.all(np.isfinite(w)) and not np.array_equal(w, w0)
