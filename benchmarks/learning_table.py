@@ -39,7 +39,9 @@ def settings(state):
             f"x {config['minibatches']} minibatches, max-kl {config['max_kl']:g}, entropy {config['ent_coef']:g}"
             f"{entropy_decay}, "
             f"baseline {config.get('baseline') or 'value'}, lag {config.get('policy_lag', 0)}, "  # before 0.5: no lag
-            f"{'sees the frame, ' if config.get('inputs') == 'difference+frame' else ''}seed {config['seed']}")
+            f"{'sees the frame, ' if config.get('inputs') == 'difference+frame' else ''}"
+            f"{'lazy Adam, ' if config.get('optimizer') == 'lazy-adam' else ''}"  # added in 0.15
+            f"{'' if config.get('hidden', 200) == 200 else str(config['hidden']) + ' hidden, '}seed {config['seed']}")
 
 
 def describe(run_dir):
