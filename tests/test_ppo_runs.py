@@ -170,7 +170,7 @@ def test_lazy_adam_runs_the_same_on_two_workers_on_numpy_and_resumed(runs):
     np.testing.assert_array_equal(arrays["W1"][:, unseen], initial[:, unseen])
     np.testing.assert_array_equal(arrays["adam_m_W1"][:, unseen], 0.0)
     dense_run = str(runs / "ppo-lazy-dense")
-    run_ppo(dense_run, *PPO_OPTIONS, "--max-steps", 4 * BATCH_STEPS)
+    run_ppo(dense_run, *PPO_OPTIONS, "--optimizer", "adam", "--max-steps", 4 * BATCH_STEPS)
     assert not np.array_equal(load_arrays(dense_run)["W1"], arrays["W1"]), "Adam moves columns it did not see"
     assert Config(algo="ppo").optimizer == "adam"
     assert Config.of_checkpoint({"algo": "ppo"}, "run").optimizer == "adam"  # saved before 0.15
