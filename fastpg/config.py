@@ -154,7 +154,7 @@ ALGORITHM_DEFAULTS = {
     "ppo": {"learning_rate": 1e-3, "lanes": 16, "segment_steps": 128, "epochs": 4, "minibatches": 2,
             "max_kl": 0.02, "clip": 0.2, "ent_coef": 0.03, "vf_coef": 0.5, "lam": 0.95, "baseline": "value",
             "life_loss": "terminal", "policy_lag": 1, "lr_decay_steps": 9_600_000,
-            "ent_decay_steps": 9_600_000, "optimizer": "adam",
+            "ent_decay_steps": 9_600_000, "optimizer": "lazy-adam",
             "inputs": "difference+frame"},
 }
 BASELINES = ("value", "none")
