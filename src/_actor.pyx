@@ -479,14 +479,22 @@ def _check_record_array(name, arr, dtype):
     _validate.check_c_contiguous(name, arr)
 
 
-def _check_record(indices, signs, offsets, Py_ssize_t n_inputs):
-    for name, arr, dtype in (("indices", indices, np.int16), ("signs", signs, np.int8),
-                             ("offsets", offsets, np.int32)):
-        _check_record_array(name, arr, dtype)
-    _validate.check_size("signs", signs, 0, indices.shape[0], "entries, length of indices")
+def _check_offsets(indices, offsets):
+    """A record's int16 indices and int32 offsets, which must rise from 0 to len(indices); returns its rows."""
+    _check_record_array("indices", indices, np.int16)
+    _check_record_array("offsets", offsets, np.int32)
     n_rows = offsets.shape[0] - 1
     if n_rows < 0 or offsets[0] != 0 or offsets[n_rows] != indices.shape[0] or np.any(np.diff(offsets) < 0):
         raise ValueError("offsets must rise from 0 to len(indices), one more entry than rows")
+    return n_rows
+
+
+def _check_record(indices, signs, offsets, Py_ssize_t n_inputs):
+    _check_record_array("indices", indices, np.int16)
+    _check_record_array("signs", signs, np.int8)
+    _check_record_array("offsets", offsets, np.int32)
+    _validate.check_size("signs", signs, 0, indices.shape[0], "entries, length of indices")
+    n_rows = _check_offsets(indices, offsets)
     if indices.shape[0] and (indices.min() < 0 or indices.max() >= n_inputs):
         raise ValueError(f"indices must lie in [0, {n_inputs}) (the columns of W1)")
     return n_rows
@@ -830,11 +838,7 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
 def touched_columns(indices, offsets, rows):
     """The sorted distinct inputs (int64) that the given rows (int64) of a sparse record list (see
     fastpg.reference.touched_columns): a minibatch's columns for the lazy ``adam_update``."""
-    _check_record_array("indices", indices, np.int16)
-    _check_record_array("offsets", offsets, np.int32)
-    n_rows = offsets.shape[0] - 1
-    if n_rows < 0 or offsets[0] != 0 or offsets[n_rows] != indices.shape[0] or np.any(np.diff(offsets) < 0):
-        raise ValueError("offsets must rise from 0 to len(indices), one more entry than rows")
+    n_rows = _check_offsets(indices, offsets)
     if indices.shape[0] and indices.min() < 0:
         raise ValueError("indices must not be negative")
     rows = _validate.as_array("rows", rows)
@@ -873,19 +877,9 @@ def adam_update(w, g, m, v, long step, double learning_rate, double beta1=0.9, d
         return _lazy_adam_update(w, g, m, v, step, learning_rate, beta1, beta2, eps, threads, clear_gradient,
                                  columns)
     cdef Py_ssize_t T = _validate.thread_count(threads)
-    for name, arr in (("w", w), ("g", g), ("m", m), ("v", v)):
-        _validate.as_array(name, arr)
-        _validate.check_dtype(name, arr, np.float64)
-        if arr.shape != w.shape:
-            raise ValueError(f"{name} has shape {arr.shape}, expected the shape of w {w.shape}")
-        if not (arr.flags.c_contiguous or arr.flags.f_contiguous):
-            raise ValueError(f"{name} must be contiguous")
-        if arr is not g or clear_gradient:
-            _validate.check_writeable(name, arr)
+    _check_adam_arrays(w, g, m, v, step, clear_gradient, lazy=False)
     if w.ndim > 1 and any(arr.flags.c_contiguous != w.flags.c_contiguous for arr in (g, m, v)):
         raise ValueError("w, g, m and v must share one memory order")
-    if step < 1:
-        raise ValueError(f"step must be at least 1, got {step}")
     cdef double[::1] w_flat = w.reshape(-1, order="A")
     cdef const double[::1] g_flat = g.reshape(-1, order="A")  # written only with clear_gradient (checked above)
     cdef double[::1] m_flat = m.reshape(-1, order="A")
@@ -905,20 +899,32 @@ def adam_update(w, g, m, v, long step, double learning_rate, double beta1=0.9, d
     return bool(finite)
 
 
-def _lazy_adam_update(w, g, m, v, long step, double learning_rate, double beta1, double beta2, double eps,
-                      threads, bint clear_gradient, columns):
-    cdef Py_ssize_t T = _validate.thread_count(threads)
+def _check_adam_arrays(w, g, m, v, long step, bint clear_gradient, bint lazy):
+    """Adam's float64 arrays, shaped as w and writeable (g only when cleared): any contiguous layout, or for
+    a lazy step on columns 2-D and Fortran-ordered."""
     for name, arr in (("w", w), ("g", g), ("m", m), ("v", v)):
         _validate.as_array(name, arr)
         _validate.check_dtype(name, arr, np.float64)
-        if arr.ndim != 2 or arr.shape != w.shape:
-            raise ValueError(f"{name} must be 2-D, shaped as w {w.shape}, for a lazy step on columns")
-        if not arr.flags.f_contiguous:
-            raise ValueError(f"{name} must be Fortran-ordered for a lazy step on columns (each column contiguous)")
+        if lazy:
+            if arr.ndim != 2 or arr.shape != w.shape:
+                raise ValueError(f"{name} must be 2-D, shaped as w {w.shape}, for a lazy step on columns")
+            if not arr.flags.f_contiguous:
+                raise ValueError(f"{name} must be Fortran-ordered for a lazy step on columns (each column contiguous)")
+        else:
+            if arr.shape != w.shape:
+                raise ValueError(f"{name} has shape {arr.shape}, expected the shape of w {w.shape}")
+            if not (arr.flags.c_contiguous or arr.flags.f_contiguous):
+                raise ValueError(f"{name} must be contiguous")
         if arr is not g or clear_gradient:
             _validate.check_writeable(name, arr)
     if step < 1:
         raise ValueError(f"step must be at least 1, got {step}")
+
+
+def _lazy_adam_update(w, g, m, v, long step, double learning_rate, double beta1, double beta2, double eps,
+                      threads, bint clear_gradient, columns):
+    cdef Py_ssize_t T = _validate.thread_count(threads)
+    _check_adam_arrays(w, g, m, v, step, clear_gradient, lazy=True)
     columns = _validate.as_array("columns", columns)
     _validate.check_dtype("columns", columns, np.int64)
     if columns.ndim != 1:

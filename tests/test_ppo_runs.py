@@ -147,8 +147,8 @@ def test_either_input_learns_the_same_on_two_workers_and_on_numpy(runs, inputs):
 
 
 def test_lazy_adam_runs_the_same_on_two_workers_on_numpy_and_resumed(runs):
-    """--optimizer lazy-adam keeps the run's guarantees, and makes a different run from Adam's: W1's columns
-    of inputs no minibatch saw keep their initial weights and zero moments."""
+    """--optimizer lazy-adam keeps the run's guarantees (1 or 2 workers, resume, numpy), leaves W1's columns of
+    inputs no minibatch saw at their initial weights and zero moments, and makes a different run from Adam's."""
     options = (*PPO_OPTIONS, "--optimizer", "lazy-adam")
     one, two, twin, resumed = (str(runs / f"ppo-lazy-{name}") for name in ("one", "two", "numpy", "resumed"))
     run_ppo(one, *options, "--max-steps", 4 * BATCH_STEPS)
