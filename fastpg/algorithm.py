@@ -28,6 +28,8 @@ and its instances:
   before it); it may return with the update still running (PPO's
   ``--policy-lag 1``), and raises :class:`fastpg.divergence.NonFiniteArrays`
   when an update leaves the learner's arrays non-finite;
+- ``batch_sent()``: the next batch's first tasks are with the workers (an
+  overlapped update starts here, so that starting it does not hold them up);
 - ``flush()``: finish an update still running (raising as ``update``);
 - ``discard()``: forget a batch abandoned part way;
 - ``arrays()`` and ``json_state()``: everything a checkpoint holds, so that a

@@ -141,7 +141,8 @@ class PPO:
         """Learn from the batch's segments (in lane order) and move the lanes on.
 
         With lag, this finishes the update in flight, hands its weights to the
-        workers, and starts learning from this batch in the background.
+        workers, and readies learning from this batch in the background, which
+        batch_sent (or flush) starts.
         Raises NonFiniteArrays when an update leaves any weight or moment
         non-finite (the workers never play such weights).
         """
@@ -158,6 +159,12 @@ class PPO:
             array[...] = self.params[name]
         self.pending_batch = state.updates
         self.learning = _Background(self._learn, results, True)
+
+    def batch_sent(self):
+        """Start the update readied by update(), now that the workers have their tasks: a starting thread
+        takes the interpreter's lock from the thread that would send them for milliseconds."""
+        if self.learning is not None:
+            self.learning.start()
 
     def flush(self):
         """Finish the update in flight, if any: afterwards arrays() and json_state() are a checkpoint's.
@@ -296,7 +303,8 @@ class PPO:
 
 
 class _Background:
-    """One call run in a thread; result() waits for it and returns its value or raises its exception.
+    """One call to run in a thread from start() on; result() waits for it and returns its value or raises its
+    exception.
 
     The kernels release the GIL, so the call runs beside the workers' play.
     """
@@ -311,9 +319,14 @@ class _Background:
                 self._error = exc
 
         self._thread = threading.Thread(target=run, name="fastpg-update", daemon=True)
-        self._thread.start()
+
+    def start(self):
+        """Start the call, unless it has started already."""
+        if self._thread.ident is None:
+            self._thread.start()
 
     def result(self):
+        self.start()
         self._thread.join()
         if self._error is not None:
             raise self._error

@@ -179,14 +179,15 @@ class RayPool(Scheduler):
     the cluster.
     """
 
-    def __init__(self, n_workers, settings, on_warning=print, task_name="episode", shutdown=False):
+    def __init__(self, n_workers, settings, on_warning=print, task_name="episode", shutdown=False, depth=1):
         self._shutdown = shutdown
         try:
             if n_workers is None:
                 n_workers = max(cluster_cpus(), 1)
             check_room(n_workers)
             self.params = settings.spec.zero_parameters()
-            super().__init__(RayTransport(self.params, settings, on_warning), n_workers, on_warning, task_name)
+            super().__init__(RayTransport(self.params, settings, on_warning), n_workers, on_warning, task_name,
+                             depth)
         except BaseException:
             self._end_ray()
             raise

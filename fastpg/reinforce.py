@@ -93,6 +93,9 @@ class Reinforce:
             g[...] = 0.0
         check_finite(self.arrays(), state.updates)
 
+    def batch_sent(self):
+        """Nothing: every update finishes before update returns."""
+
     def flush(self):
         """Nothing: every update finishes before update returns."""
 

@@ -71,8 +71,9 @@ class Lost:
 class _Slot:
     handle: object
     ready: bool
-    task: object = None  # the task it is playing, or None when idle
-    current: bool = False  # its task belongs to the run in progress, not to an abandoned one
+    # The tasks sent to it and not yet reported, oldest (the one it plays) first, each as
+    # (task, whether it belongs to the run in progress rather than to an abandoned one).
+    tasks: collections.deque = dataclasses.field(default_factory=collections.deque)
 
 
 class Scheduler:
@@ -80,11 +81,18 @@ class Scheduler:
 
     ``task_name`` names a task in messages ("episode", "game").
     ``on_warning(text)`` reports a replayed task or a replaced worker.
+    ``depth``: how many tasks a worker may hold at once. With 2, a worker
+    starts its next task as soon as it reports one, instead of waiting for
+    the scheduler's answer; a task is then committed to a worker before it
+    starts, so only tasks of about equal length (segments) gain.
     """
 
-    def __init__(self, transport, n_workers, on_warning=print, task_name="episode"):
+    def __init__(self, transport, n_workers, on_warning=print, task_name="episode", depth=1):
         if n_workers < 1:
             raise ValueError(f"n_workers must be at least 1, got {n_workers}")
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        self.depth = depth
         self.transport = transport
         self._on_warning = on_warning
         self._task_name = task_name
@@ -110,26 +118,31 @@ class Scheduler:
         """The transport's worker handles, in start order; a dead worker's is replaced in place."""
         return [slot.handle for slot in self._slots]
 
-    def run(self, tasks, should_stop=lambda: False):
+    def run(self, tasks, should_stop=lambda: False, sent=None):
         """Play the tasks; yield their results in task order.
 
         Raises StopRequested (at once, abandoning the rest) when should_stop()
         is true, and WorkerError when a worker fails. Results of tasks
-        abandoned by an earlier run are dropped when they arrive.
+        abandoned by an earlier run are dropped when they arrive. ``sent()``,
+        when given, is called once the first tasks are out.
         """
         order = list(tasks)
         pending = collections.deque(order)
         finished = {}
         attempts = collections.Counter()
         for slot in self._slots:
-            slot.current = False
+            slot.tasks = collections.deque((task, False) for task, _ in slot.tasks)
         self.transport.begin()
         position = 0
         while position < len(order):
-            for slot in self._slots:
-                if slot.ready and slot.task is None and pending:
-                    self._send(slot, pending.popleft(), pending, attempts)
-            waiting = [slot.handle for slot in self._slots if slot.task is not None or not slot.ready]
+            for held in range(self.depth):  # idle workers first, then a task queued behind each busy one
+                for slot in self._slots:
+                    if slot.ready and len(slot.tasks) <= held and pending:
+                        self._send(slot, pending.popleft(), pending, attempts)
+            if sent is not None:
+                sent, call = None, sent
+                call()
+            waiting = [slot.handle for slot in self._slots if slot.tasks or not slot.ready]
             for handle, event in self.transport.wait(waiting, POLL_SECONDS):
                 self._receive(self._slot_of(handle), event, finished, pending, attempts)
             if should_stop():
@@ -142,7 +155,7 @@ class Scheduler:
         return next(slot for slot in self._slots if slot.handle is handle)
 
     def _send(self, slot, task, pending, attempts):
-        slot.task, slot.current = task, True
+        slot.tasks.append((task, True))
         attempts[task] += 1
         try:
             self.transport.send(slot.handle, task)
@@ -154,17 +167,23 @@ class Scheduler:
             slot.ready = True
             self._start_failures = 0
         elif isinstance(event, Done):
-            if slot.current:
-                finished[slot.task] = event.result
-            slot.task = None
+            task, current = slot.tasks.popleft()
+            if current:
+                finished[task] = event.result
         elif isinstance(event, Failed):
-            raise WorkerError(f"a worker failed while playing {self._task_name} {slot.task}:\n{event.message}")
+            raise WorkerError(f"a worker failed while playing {self._task_name} {slot.tasks[0][0]}:\n"
+                              f"{event.message}")
         elif isinstance(event, Lost):
             self._replace(slot, event.reason, pending, attempts)
 
     def _replace(self, slot, reason, pending, attempts):
-        """The slot's worker died: start another in its place and put its task back in front."""
-        task = slot.task if slot.current else None
+        """The slot's worker died: start another in its place and put its tasks back in front, in order.
+
+        Only the first was playing; the ones queued behind it are not counted as tries."""
+        held = [task for task, current in slot.tasks if current]
+        for queued, _ in list(slot.tasks)[1:]:
+            attempts[queued] -= 1
+        task = slot.tasks[0][0] if slot.tasks and slot.tasks[0][1] else None
         name = self.transport.name(slot.handle)
         if not slot.ready:
             self._start_failures += 1
@@ -176,13 +195,13 @@ class Scheduler:
         self.transport.stop([slot.handle])
         position = self._slots.index(slot)
         self._slots[position] = self._new_slot()
+        pending.extendleft(reversed(held))
         if task is None:
             self._on_warning(f"{name} died ({reason}); started a replacement")
             return
         self._on_warning(f"{name} died ({reason}) while playing {self._task_name} {task}; "
                          "replaying it with the same seed on a new worker")
         self.replays += 1
-        pending.appendleft(task)
 
     def close(self):
         """Stop every worker. The scheduler cannot be used afterwards."""

@@ -232,16 +232,22 @@ def _prepare_run_dir(run_dir):
 
 
 def _pool_maker(ray_address, workers):
-    """A function (settings, on_warning) -> pool; with Ray, connects first."""
+    """A function (settings, on_warning) -> pool; with Ray, connects first.
+
+    Segments, all of one length, are queued two to a worker, so that no
+    worker waits for the learner's process between them."""
+    def depth(settings):
+        return 2 if settings.unit == "segment" else 1
+
     if ray_address is None:
         return lambda settings, on_warning: WorkerPool(workers, settings, on_warning=on_warning,
-                                                        task_name=settings.unit)
+                                                        task_name=settings.unit, depth=depth(settings))
     from . import ray_cluster
     from .ray_pool import RayPool
 
     shutdown = ray_cluster.connect(ray_address, workers)
     return lambda settings, on_warning: RayPool(workers, settings, on_warning=on_warning, task_name=settings.unit,
-                                                shutdown=shutdown)
+                                                shutdown=shutdown, depth=depth(settings))
 
 
 def describe_game(env_id, actions):
@@ -311,7 +317,7 @@ def _loop(pool, algorithm, state, stop_rule, clock, metrics, progress, save, che
         tasks = algorithm.next_tasks(state)
         steps, running, episodes = state.env_steps, state.running_reward, state.episodes
         try:
-            for result in pool.play(tasks, should_stop=lambda: bool(stop_requested)):
+            for result in pool.play(tasks, should_stop=lambda: bool(stop_requested), sent=algorithm.batch_sent):
                 n_steps, finished = algorithm.observe(result)
                 for reward, length, step in finished:
                     episodes += 1

@@ -165,14 +165,14 @@ class WorkerPool(Scheduler):
 
     settings: a :class:`fastpg.rollout.PlayerSettings`. ``play(indices,
     should_stop)`` yields the episodes (or, without ``settings.record``,
-    their rewards) in index order.
+    their rewards) in index order. ``depth``: as the Scheduler's.
     """
 
-    def __init__(self, n_workers, settings, on_warning=print, task_name="episode"):
+    def __init__(self, n_workers, settings, on_warning=print, task_name="episode", depth=1):
         ctx = mp.get_context("spawn")
         buffers = {name: ctx.RawArray("d", array.size) for name, array in settings.spec.parameters().items()}
         self.params = shared_arrays(buffers, settings.spec)
-        super().__init__(ProcessTransport(buffers, settings), n_workers, on_warning, task_name)
+        super().__init__(ProcessTransport(buffers, settings), n_workers, on_warning, task_name, depth)
 
     play = Scheduler.run
 

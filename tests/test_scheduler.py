@@ -1,4 +1,6 @@
-"""The scheduler's rules, on a scripted transport: order, replay of lost tasks, limits, stopping."""
+"""The scheduler's rules, on a scripted transport: order, replay of lost tasks, limits, stopping, queues."""
+import collections
+
 import pytest
 
 from fastpg.scheduler import Done, Failed, Lost, Ready, Scheduler, StopRequested, WorkerError, WorkerLost
@@ -10,7 +12,9 @@ class ScriptedTransport:
     finish_order: a list of tasks; a worker holding one finishes it only when
     every task before it in the list has finished, so results come back out
     of order. lose: task -> how many of its tries die. fail: tasks whose
-    worker raises. not_ready: workers report Ready on their first wait.
+    worker raises. not_ready: workers report Ready on their first wait. A
+    worker plays the tasks it holds one after another, reporting at most one
+    per wait; most_held is the most any worker held at once.
     """
 
     def __init__(self, finish_order=None, lose=None, fail=(), starts_ready=True, send_fails=0):
@@ -21,7 +25,8 @@ class ScriptedTransport:
         self.send_fails = send_fails
         self.started = 0
         self.stopped = []
-        self.holding = {}  # handle -> task
+        self.holding = collections.defaultdict(collections.deque)  # handle -> its tasks, the one it plays first
+        self.most_held = 0
         self.announced = set()
         self.begins = 0
         self.closed = False
@@ -37,7 +42,8 @@ class ScriptedTransport:
         if self.send_fails:
             self.send_fails -= 1
             raise WorkerLost("pipe closed")
-        self.holding[handle] = task
+        self.holding[handle].append(task)
+        self.most_held = max(self.most_held, len(self.holding[handle]))
 
     def wait(self, handles, timeout):
         events = []
@@ -46,12 +52,12 @@ class ScriptedTransport:
                 self.announced.add(handle)
                 events.append((handle, Ready()))
                 continue
-            task = self.holding.get(handle)
-            if task is None:
+            if not self.holding[handle]:
                 continue
+            task = self.holding[handle][0]
             if self.finish_order and self.finish_order[0] != task and task in self.finish_order:
                 continue  # not its turn yet
-            del self.holding[handle]
+            self.holding[handle].popleft()
             if task in self.finish_order:
                 self.finish_order.remove(task)
             if self.lose.get(task, 0):
@@ -69,7 +75,7 @@ class ScriptedTransport:
     def stop(self, handles):
         self.stopped.extend(handles)
         for handle in handles:
-            self.holding.pop(handle, None)
+            self.holding.pop(handle, None)  # its queued tasks die with it
 
     def close(self):
         self.closed = True
@@ -137,3 +143,56 @@ def test_stop_abandons_the_run_and_its_late_results_are_dropped():
 def test_bad_worker_count():
     with pytest.raises(ValueError, match="n_workers must be at least 1"):
         Scheduler(ScriptedTransport(), 0)
+
+
+def test_a_queue_of_two_keeps_task_order_and_fills_idle_workers_first():
+    transport = ScriptedTransport(finish_order=[1, 3, 0, 2, 4, 5])
+    with Scheduler(transport, 2, depth=2) as scheduler:
+        assert list(scheduler.run(range(6))) == [0, 10, 20, 30, 40, 50]
+        assert transport.most_held == 2
+        transport.most_held = 0
+        assert list(scheduler.run([6, 7])) == [60, 70]
+        assert transport.most_held == 1  # two tasks, two idle workers: one each
+
+
+def test_a_lost_worker_gives_back_its_queued_tasks_in_order_without_counting_them_as_tries():
+    # Task 0 kills its worker twice while task 1 waits behind it; then task 1 kills two workers itself.
+    # Counting its waits as tries would make task 1 a third-time killer and stop the run.
+    warnings = []
+    transport = ScriptedTransport(lose={0: 2, 1: 2})
+    with Scheduler(transport, 1, on_warning=warnings.append, depth=2) as scheduler:
+        assert list(scheduler.run([0, 1, 2])) == [0, 10, 20]
+        assert scheduler.replays == 4
+    assert [w.split("while playing ")[1].split(";")[0] for w in warnings] == ["episode 0"] * 2 + ["episode 1"] * 2
+
+
+def test_a_lost_worker_whose_first_task_was_abandoned_gives_back_the_current_ones():
+    warnings = []
+    transport = ScriptedTransport(finish_order=[1, 0], lose={0: 1})
+    scheduler = Scheduler(transport, 1, on_warning=warnings.append, depth=2)
+
+    def stop():  # task 0 is held back, then free to go once the run is abandoned
+        transport.finish_order.clear()
+        return True
+
+    with pytest.raises(StopRequested):
+        list(scheduler.run([0], should_stop=stop))
+    # Task 7 waits behind the abandoned task 0, whose worker dies: 7 goes to the replacement, 0 is not replayed.
+    assert list(scheduler.run([7])) == [70]
+    assert scheduler.replays == 0 and len(warnings) == 1 and "started a replacement" in warnings[0]
+    scheduler.close()
+
+
+def test_sent_is_called_once_after_the_first_tasks_are_out():
+    transport = ScriptedTransport()
+    calls = []
+    with Scheduler(transport, 2, depth=2) as scheduler:
+        def sent():
+            calls.append(sorted(task for tasks in transport.holding.values() for task in tasks))
+        assert list(scheduler.run(range(6), sent=sent)) == [0, 10, 20, 30, 40, 50]
+    assert calls == [[0, 1, 2, 3]]
+
+
+def test_bad_depth():
+    with pytest.raises(ValueError, match="depth must be at least 1"):
+        Scheduler(ScriptedTransport(), 1, depth=0)
