@@ -197,19 +197,22 @@ class NumpyActorStepper:
         return record
 
 
-def numpy_actor_critic_forward(params, indices, signs, offsets, logits, values):
+def numpy_actor_critic_forward(params, indices, signs, offsets, logits, values, hidden=None):
     """kernels.actor_critic_forward's twin: the reference forward on dense chunks."""
     record = {"indices": indices, "signs": signs, "offsets": offsets}
     n_rows = len(offsets) - 1
     for start in range(0, n_rows, BACKWARD_CHUNK):
         stop = min(start + BACKWARD_CHUNK, n_rows)
-        logits[start:stop], values[start:stop], _ = reference.actor_critic_forward(
+        logits[start:stop], values[start:stop], h = reference.actor_critic_forward(
             params, densify(record, start, stop, params["W1"].shape[1]))
+        if hidden is not None:
+            hidden[start:stop] = h
 
 
 def numpy_ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advantages, returns,
-                       clip, vf_coef, ent_coef, grads, accumulate=False):
-    """kernels.ppo_backward's twin: reference.ppo_loss on the minibatch's dense rows."""
+                       clip, vf_coef, ent_coef, grads, accumulate=False, hidden=None):
+    """kernels.ppo_backward's twin: reference.ppo_loss on the minibatch's dense rows (which recomputes the
+    hidden layers that the compiled kernel may take as ``hidden``)."""
     record = {"indices": indices, "signs": signs, "offsets": offsets}
     n_inputs = params["W1"].shape[1]
     x = (np.concatenate([densify(record, t, t + 1, n_inputs) for t in rows]) if len(rows)

@@ -210,7 +210,10 @@ class PPO:
         S = c.segment_steps
         logits = np.zeros((n_rows, self.spec.n_actions))
         values = np.zeros(n_rows)
-        backend.actor_critic_forward(self.params, record["indices"], record["signs"], record["offsets"], logits, values)
+        # The hidden layers, kept for the first minibatch: its weights are still these.
+        hidden = np.empty((n_rows, self.params["b1"].shape[0]))
+        backend.actor_critic_forward(self.params, record["indices"], record["signs"], record["offsets"], logits, values,
+                                     hidden=hidden)
         rows = np.concatenate([lane * (S + 1) + np.arange(S) for lane in range(len(results))]).astype(np.int64)
         advantages, returns = [], []
         no_baseline = c.baseline == "none"
@@ -251,7 +254,8 @@ class PPO:
                 _, stats = backend.ppo_backward(
                     self.params, record["indices"], record["signs"], record["offsets"], rows[chunk], choices[chunk],
                     logp_old[chunk], np.ascontiguousarray(advantages[chunk]), np.ascontiguousarray(returns[chunk]),
-                    c.clip, c.vf_coef, ent_coef, self.grads, accumulate=True)
+                    c.clip, c.vf_coef, ent_coef, self.grads, accumulate=True, hidden=hidden)
+                hidden = None  # the step below changes the weights
                 self.adam_steps += 1
                 # Lazy Adam steps only W1's columns of the inputs the minibatch saw (reference.adam_update).
                 columns = (backend.touched_columns(record["indices"], record["offsets"], rows[chunk])

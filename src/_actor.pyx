@@ -612,11 +612,25 @@ cdef inline void rows_heads(const Net* net, const double* hs, Py_ssize_t n, doub
     group_heads(net.W_pi, net.b_pi, net.w_v, net.b_v, net.H, net.A, hs, n, logits, values)
 
 
-def actor_critic_forward(params, indices, signs, offsets, logits, values, threads=1):
+def _check_hidden(hidden, n_rows, Py_ssize_t H, bint written):
+    """hidden: None, or float64 (rows of the record, H) in C order; returns whether it holds any row."""
+    if hidden is None:
+        return False
+    _validate.float_matrix("hidden", hidden, {0: (n_rows, "rows of the record"), 1: (H, "hidden units")})
+    _validate.check_c_contiguous("hidden", hidden)
+    if written:
+        _validate.check_writeable("hidden", hidden)
+    return n_rows > 0
+
+
+def actor_critic_forward(params, indices, signs, offsets, logits, values, threads=1, hidden=None):
     """Fill logits (R, A) and values (R,) for every row of a sparse record, in place (rows split
-    between ``threads`` threads)."""
+    between ``threads`` threads); with ``hidden`` (float64 (R, H)), also each row's hidden layer, which
+    ``ppo_backward`` can take instead of recomputing it while the weights stay the same."""
     cdef Net net = _net(params)
     n_rows = _check_record(indices, signs, offsets, net.n_inputs)
+    cdef double[:, ::1] hidden_view = hidden if _check_hidden(hidden, n_rows, net.H, True) else None
+    cdef double* hidden_ptr = &hidden_view[0, 0] if hidden_view is not None else NULL
     cdef Py_ssize_t T = _validate.thread_count(threads)
     _validate.float_matrix("logits", logits, {0: (n_rows, "rows of the record"), 1: (net.A, "actions")})
     _validate.float_vector("values", values, n_rows, "rows of the record")
@@ -637,8 +651,8 @@ def actor_critic_forward(params, indices, signs, offsets, logits, values, thread
         raise MemoryError()
     with nogil:
         for group in prange((R + ROW_GROUP - 1) // ROW_GROUP, num_threads=T, schedule="static"):
-            h = hs + threadid() * ROW_GROUP * H
             first = group * ROW_GROUP
+            h = hidden_ptr + first * H if hidden_ptr != NULL else hs + threadid() * ROW_GROUP * H
             count = min(ROW_GROUP, R - first)
             for t in range(first, first + count):
                 record_row_hidden(&net, idx_ptr, sgn_ptr, &off[0], t, h + (t - first) * H)
@@ -727,10 +741,13 @@ cdef void units_backward(Py_ssize_t start, Py_ssize_t stop, Py_ssize_t H, Py_ssi
 
 
 def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advantages, returns,
-                 double clip, double vf_coef, double ent_coef, grads, threads=1, bint accumulate=False):
+                 double clip, double vf_coef, double ent_coef, grads, threads=1, bint accumulate=False,
+                 hidden=None):
     """The gradient of the mean PPO loss over a minibatch, written into grads (zeroed first), or with
     ``accumulate`` added to what they hold (a learner whose Adam clears the gradient as it reads it
-    spares a pass over the 10 MB W1 gradient per minibatch).
+    spares a pass over the 10 MB W1 gradient per minibatch). ``hidden``: the record's hidden layers
+    that ``actor_critic_forward`` wrote with these very weights, read instead of recomputed (the
+    result is the same).
 
     rows int64 (M,): the record rows of the minibatch; choices uint8 (M,),
     logp_old, advantages, returns float64 (M,) are per minibatch step. grads:
@@ -741,6 +758,8 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
     """
     cdef Net net = _net(params)
     n_rows = _check_record(indices, signs, offsets, net.n_inputs)
+    cdef const double[:, ::1] hidden_view = hidden if _check_hidden(hidden, n_rows, net.H, False) else None
+    cdef const double* hidden_ptr = &hidden_view[0, 0] if hidden_view is not None else NULL
     cdef Py_ssize_t T = _validate.thread_count(threads)
     rows = _validate.as_array("rows", rows)
     _validate.check_dtype("rows", rows, np.int64)
@@ -804,7 +823,10 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
                 start = first + group * ROW_GROUP
                 count = min(ROW_GROUP, last - start)
                 for i in range(start, start + count):
-                    record_row_hidden(&net, idx_ptr, sgn_ptr, &off[0], row_view[i], hs + (i - first) * H)
+                    if hidden_ptr != NULL:
+                        memcpy(hs + (i - first) * H, hidden_ptr + row_view[i] * H, H * sizeof(double))
+                    else:
+                        record_row_hidden(&net, idx_ptr, sgn_ptr, &off[0], row_view[i], hs + (i - first) * H)
                 rows_heads(&net, hs + (start - first) * H, count, logits + start * A, values + start)
                 for i in range(start, start + count):
                     row_backward(&net, choice_view[i], lp_old[i], adv[i], ret[i], clip, vf_coef, ent_coef, scale,

@@ -771,6 +771,59 @@ def test_ppo_backward_on_the_played_record(name, played, rng):
     assert stats["clip_fraction"] == ref_stats["clip_fraction"] > 0
 
 
+@pytest.mark.parametrize("name, threads", [("cython", 1), ("cython", 3), ("numpy", 1)])
+def test_the_forward_keeps_hidden_layers_that_the_backward_takes_for_the_same_result(name, threads, played, rng):
+    """The learner's first minibatch reads the hidden layers of its update's first forward pass (the
+    weights are the same) instead of recomputing them: the forward's other outputs and the backward's
+    are the same bits with or without them."""
+    params = {key: arr.copy(order="K") for key, arr in played["params"].items()}
+    record = expanded(joined(played["cython"]["records"]))
+    backend = get_backend(name, threads=threads) if name == "cython" else get_backend(name)
+    R, A, H = len(record["offsets"]) - 1, params["W_pi"].shape[0], params["b1"].shape[0]
+    logits, values = run_forward(name, params, record)
+    kept_logits, kept_values, hidden = np.full((R, A), np.nan), np.full(R, np.nan), np.full((R, H), np.nan)
+    backend.actor_critic_forward(params, *record_args(record), kept_logits, kept_values, hidden=hidden)
+    np.testing.assert_array_equal(kept_logits, logits)
+    np.testing.assert_array_equal(kept_values, values)
+    _, _, ref_hidden = reference.actor_critic_forward(params, dense(record, params))
+    np.testing.assert_allclose(hidden, ref_hidden, rtol=1e-12, atol=1e-15)
+    assert np.any(hidden > 0) and np.any(hidden == 0)
+
+    stepped = np.flatnonzero(record["choices"] != 255)
+    rows = np.sort(rng.choice(stepped, size=150, replace=False)).astype(np.int64)
+    logp_old = reference.log_softmax(logits[rows])[np.arange(150), record["choices"][rows]] + rng.normal(0, 0.3, 150)
+    batch = (rows, record["choices"][rows], logp_old, rng.standard_normal(150), rng.standard_normal(150))
+    coefs = (0.2, 0.5, 0.01)
+    recomputed, kept = zero_grads(params, 0.0), zero_grads(params, 0.0)
+    assert (backend.ppo_backward(params, *record_args(record), *batch, *coefs, recomputed)
+            == backend.ppo_backward(params, *record_args(record), *batch, *coefs, kept, hidden=read_only(hidden)))
+    for key in PARAM_NAMES:
+        np.testing.assert_array_equal(kept[key], recomputed[key], err_msg=key)
+        assert np.any(kept[key] != 0), key
+
+
+@pytest.mark.parametrize("kernel", ["forward", "backward"])
+@pytest.mark.parametrize("make, error, message", [
+    (lambda R, H: np.zeros((R, H + 1)), ValueError, "hidden has length 9 along axis 1"),
+    (lambda R, H: np.zeros((R + 1, H)), ValueError, "hidden has length 6 along axis 0"),
+    (lambda R, H: np.zeros((R, H), np.float32), TypeError, "hidden must have dtype float64"),
+    (lambda R, H: np.zeros((H, R)).T, ValueError, "hidden must be C-contiguous"),
+    (lambda R, H: np.zeros(R * H), ValueError, "hidden must be 2-D"),
+])
+def test_bad_hidden_layers_are_named(forward_args, backward_args, kernel, make, error, message):
+    hidden = make(5, 8)
+    with pytest.raises(error, match=message):
+        if kernel == "forward":
+            kernels.actor_critic_forward(*forward_args, hidden=hidden)
+        else:
+            kernels.ppo_backward(*backward_args, hidden=hidden)
+
+
+def test_the_forward_writes_hidden_layers_only_into_a_writeable_array(forward_args):
+    with pytest.raises(ValueError, match="hidden is read-only"):
+        kernels.actor_critic_forward(*forward_args, hidden=read_only(np.zeros((5, 8))))
+
+
 @pytest.mark.parametrize("name", BACKEND_NAMES + ("reference",))
 def test_ppo_hand_computed_one_step(name):
     """One row at ratio 1 (logp_old = logp), advantage 1, no value or entropy term:
