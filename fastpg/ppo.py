@@ -65,9 +65,6 @@ class PPO:
             for name, array in parameters.items():
                 array[...] = state[f"play_{name}"]
         self.learning = None  # the thread of the update in flight, with lag
-        # With lag, W1's columns that may differ between the learner's weights and the workers': all until
-        # the first publication, then those the updates since changed (a lazy step changes only some).
-        self.changed_columns = np.ones(spec.parameters()["W1"].shape[1], dtype=bool) if self.lagged else None
         self.pending_batch = 0  # with lag, the number of the batch it learns from
         # Adam's moments, each in its parameter's memory order (the kernel walks them in step).
         self.moments = {name: tuple(np.array(state[f"adam_{moment}_{name}"], order=array.order) for moment in "mv")
@@ -158,20 +155,10 @@ class PPO:
             return
         self.flush()
         self.last_stats = self.learned_stats
-        self._publish()
+        for name, array in self.play_params.items():
+            array[...] = self.params[name]
         self.pending_batch = state.updates
         self.learning = _Background(self._learn, results, True)
-
-    def _publish(self):
-        """Copy the learner's weights into the workers' (with lag, between batches): of W1, the changed
-        columns only."""
-        for name, array in self.play_params.items():
-            if name == "W1" and not self.changed_columns.all():
-                columns = np.flatnonzero(self.changed_columns)  # rows of the transposes: contiguous copies
-                array.T[columns] = self.params[name].T[columns]
-            else:
-                array[...] = self.params[name]
-        self.changed_columns[:] = False
 
     def batch_sent(self):
         """Start the update readied by update(), now that the workers have their tasks: a starting thread
@@ -260,8 +247,6 @@ class PPO:
                 # Lazy Adam steps only W1's columns of the inputs the minibatch saw (reference.adam_update).
                 columns = (backend.touched_columns(record["indices"], record["offsets"], rows[chunk])
                            if lazy else None)
-                if lagged:
-                    self.changed_columns[slice(None) if columns is None else columns] = True
                 for name, w in self.params.items():
                     m, v = self.moments[name]
                     finite &= backend.adam_update(w, self.grads[name], m, v, self.adam_steps, learning_rate,
@@ -271,8 +256,6 @@ class PPO:
         if kl > c.max_kl:
             kl, fraction = self._backtrack(before, record, rows, old_logits, logits)
             finite = False  # the line search's own arithmetic: check its weights
-            if lagged:
-                self.changed_columns[:] = True  # it rewrote every weight
         return {"kl": kl, "entropy": stats["entropy"], "value_loss": stats["value_loss"],
                 "explained_variance": explained, "clip_fraction": stats["clip_fraction"],
                 "epochs": c.epochs, "step_fraction": fraction}, finite

@@ -679,24 +679,3 @@ def test_metrics_log_keeps_old_six_column_rows_on_resume(tmp_path):
     assert columns["episode"] == [1.0, 2.0, 3.0]
     for name in UPDATE_COLUMNS:
         assert math.isnan(columns[name][0]) and math.isnan(columns[name][1]) and columns[name][2] == 0.5
-
-
-@pytest.mark.parametrize("max_kl", [0.02, 1e-6])  # the second makes every update's line search act
-def test_with_lag_the_workers_get_the_learners_whole_weights_between_batches(max_kl):
-    """Lazy Adam changes some of W1's columns per update, and only those are copied to the workers; after
-    every publication the workers' weights are the learner's, every one of them."""
-    learner, play, segments = _learner_and_batch(max_kl, policy_lag=1, optimizer="lazy-adam")
-    player = LanePlayer(PlayerSettings(learner.spec, learner.config.env, unit="segment"), play)
-    for update in range(4):
-        learner.flush()
-        learned = {name: array.copy() for name, array in learner.params.items()}
-        learner.update(RunState(updates=update))
-        for name in learned:
-            np.testing.assert_array_equal(play[name], learned[name], err_msg=f"{name} after update {update}")
-        learner.batch_sent()
-        for segment in (player.play(task) for task in learner.next_tasks(RunState(updates=update + 1))):
-            learner.observe(segment)
-    learner.flush()
-    if max_kl < 1e-3:
-        assert learner.learned_stats["step_fraction"] < 1
-    assert not np.array_equal(play["W1"], learner.params["W1"])  # the last update is not published yet
