@@ -161,8 +161,8 @@ class PPO:
         self.learning = _Background(self._learn, results, True)
 
     def batch_sent(self):
-        """Start the update readied by update(), now that the workers have their tasks: a starting thread
-        takes the interpreter's lock from the thread that would send them for milliseconds."""
+        """Start the update readied by update(), now that the workers have their tasks (starting a thread
+        keeps the sending thread from the interpreter's lock for milliseconds)."""
         if self.learning is not None:
             self.learning.start()
 

@@ -181,8 +181,9 @@ class Scheduler:
 
         Only the first was playing; the ones queued behind it are not counted as tries."""
         held = [task for task, current in slot.tasks if current]
-        for queued, _ in list(slot.tasks)[1:]:
-            attempts[queued] -= 1
+        for queued, current in list(slot.tasks)[1:]:
+            if current:
+                attempts[queued] -= 1
         task = slot.tasks[0][0] if slot.tasks and slot.tasks[0][1] else None
         name = self.transport.name(slot.handle)
         if not slot.ready:
