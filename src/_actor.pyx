@@ -490,11 +490,9 @@ def _check_offsets(indices, offsets):
 
 
 def _check_record(indices, signs, offsets, Py_ssize_t n_inputs):
-    _check_record_array("indices", indices, np.int16)
-    _check_record_array("signs", signs, np.int8)
-    _check_record_array("offsets", offsets, np.int32)
-    _validate.check_size("signs", signs, 0, indices.shape[0], "entries, length of indices")
     n_rows = _check_offsets(indices, offsets)
+    _check_record_array("signs", signs, np.int8)
+    _validate.check_size("signs", signs, 0, indices.shape[0], "entries, length of indices")
     if indices.shape[0] and (indices.min() < 0 or indices.max() >= n_inputs):
         raise ValueError(f"indices must lie in [0, {n_inputs}) (the columns of W1)")
     return n_rows
