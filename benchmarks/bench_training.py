@@ -121,6 +121,7 @@ def _cpu_split(env_id, n_steps, overrides, workers):
     return learner, worker, outcome.state.env_steps
 
 
+NOISY_PAIR = 2.05  # two bare loops at once / one above this: the one-process rounds were slowed by something else
 PPO_SETTINGS = {"epochs": int, "minibatches": int, "inputs": str, "optimizer": str}  # the training settings it can change
 
 
@@ -208,6 +209,10 @@ def main():
         print(f"| learner CPU per env step / a worker's | {learner / worker:.2f} ({learner:.0f} µs / {worker:.0f} µs) "
               "| <= 0.15 |")
     print(f"| peak RSS of any process | {peak_rss_mb:.0f} MB | <= 300 MB |")
+    if "bare2" in med and med["bare2"] / med["bare"] > NOISY_PAIR:
+        print(f"\nTwo bare loops at once played {med['bare2'] / med['bare']:.2f}x one, more than 2 cores can: the "
+              "one-process rounds ran slow (another load on the machine?), which inflates the ratios over "
+              "`--workers 1`. Rerun alone before quoting them.")
     if "numpy" in med:
         print(f"\nCPU time per step, numpy backend / compiled (`--workers 1`): {med_cpu['numpy'] / med_cpu['w1']:.2f}; "
               f"bare loop / `--backend numpy` throughput, the ceiling of the second ratio: {med['bare'] / med['numpy']:.2f}")
