@@ -1,6 +1,6 @@
 """Where an actor-critic update's time goes: `python benchmarks/learner_profile.py [--updates N] [--threads T]`.
 
-Plays one batch at the defaults (16 lanes x 128 steps of ALE/Pong-v5 with the
+Plays one batch at the defaults (32 lanes x 128 steps of ALE/Pong-v5 with the
 initial weights), then makes N updates from it with --policy-lag 0 (the same
 kernels as the default lag 1, but in this thread) and prints, per update, the
 wall time and the CPU time of the whole process (every thread of the kernels),
