@@ -27,7 +27,8 @@ CPU per step is the CPU time (user + system) of every process involved, per
 env step: for training it covers the whole command, start-up included, and
 all its processes (the learner and the workers).
 Peak RSS is the largest of any process the benchmark started (ru_maxrss of
-waited-for children, which includes the trainers' worker processes).
+waited-for children, which includes the trainers' worker processes); the
+benchmark's own process, which runs the learner split's trainers, is not one.
 """
 import argparse
 import json
@@ -68,7 +69,9 @@ def bare_pair(env_id, n_steps, actions, screen):
     """Two bare loops at once, one per process (seeds 0 and 1): (summed steps/s, mean CPU seconds per step)."""
     import multiprocessing
 
-    with multiprocessing.get_context("fork").Pool(2) as pool:
+    # Spawned, not forked: a forked child would count this process's pages, grown by learner_share's in-process
+    # runs, in its peak RSS, which the benchmark reports as the trainers' own.
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
         results = pool.starmap(bare_loop, [(env_id, n_steps, actions, seed, screen) for seed in (0, 1)])
     return sum(rate for rate, _ in results), statistics.mean(cpu for _, cpu in results)
 

@@ -30,8 +30,9 @@ class Config:
     env: str = _setting("ALE/Pong-v5", "gymnasium Atari id (Pong-v0 is the seed's)", "ID")
     algo: str = _setting("ppo", "learning algorithm")
     actions: str = _setting(None, "the actions the policy plays: comma-separated names from the game's minimal "
-                                  "action set (None: Pong's up and down, RIGHT,LEFT; another game's whole set, "
-                                  "or with --algo reinforce its two declared actions)", "NAMES")
+                                  "action set (None: the game's default, saved by name when the run starts: Pong's "
+                                  "NOOP,RIGHT,LEFT, or with --algo reinforce its up and down, RIGHT,LEFT; another "
+                                  "game's whole set, or with --algo reinforce its two declared actions)", "NAMES")
     seed: int = _setting(0, "the run's seed")
     hidden: int = _setting(200, "hidden units")
     learning_rate: float = _setting(None, "step size (RMSProp for reinforce, Adam for ppo)")
@@ -84,10 +85,19 @@ class Config:
             legacy["inputs"] = "difference"  # before 0.12 the network saw the difference frame alone
             legacy["ent_decay_steps"] = 0  # before 0.14 the entropy weight was constant
             legacy["optimizer"] = "adam"  # before 0.15 Adam stepped every weight
+        settings = {**legacy, **saved_config}
+        if settings["algo"] == "ppo" and settings.get("actions") is None and _is_pong(settings.get("env", cls.env)):
+            settings["actions"] = "RIGHT,LEFT"  # before 0.18 Pong's default was up and down; runs now save names
         try:
-            return cls(**{**legacy, **saved_config})
+            return cls(**settings)
         except TypeError as exc:
             raise CheckpointError(f"{where}: checkpoint config does not match this fastpg ({exc})") from None
+
+    def with_named_actions(self):
+        """This Config with its actions spelled out by name (raises ValueError), as a new run saves them."""
+        from .games import chosen_actions
+
+        return dataclasses.replace(self, actions=",".join(chosen_actions(self.env, self.actions, self.algo)))
 
     def policy(self):
         """The network this run trains, on its game's screen rule and actions (raises ValueError)."""
@@ -162,6 +172,15 @@ LIFE_LOSS = ("continue", "terminal")
 OPTIMIZERS = ("adam", "lazy-adam")
 POLICY_LAGS = (0, 1)
 ALGORITHM_SETTINGS = sorted({name for names in ALGORITHM_DEFAULTS.values() for name in names} - {"learning_rate"})
+
+
+def _is_pong(env_id):
+    from .env import EnvError, atari_settings
+
+    try:
+        return atari_settings(env_id)["game"] == "pong"
+    except EnvError:  # an unknown id is reported where the run needs its game
+        return False
 
 
 def check_memory(needed, what):

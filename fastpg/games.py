@@ -75,8 +75,9 @@ class GameProfile:
 # Read off each game's screens: the rows that hold the playfield (scores and
 # timers left out), and the colours that never move. See the README's table.
 KNOWN_GAMES = {
-    "pong": GameProfile("Pong", FrameRule(PONG_FIRST_ROW, PONG_BACKGROUND_REDS), default_actions=("RIGHT", "LEFT"),
-                        pair=("RIGHT", "LEFT"), rallies=True),
+    # NOOP lets the paddle stay put: with it the actor-critic scored +18.4 on seed 0 against +16.6 (README, 0.18).
+    "pong": GameProfile("Pong", FrameRule(PONG_FIRST_ROW, PONG_BACKGROUND_REDS),
+                        default_actions=("NOOP", "RIGHT", "LEFT"), pair=("RIGHT", "LEFT"), rallies=True),
     "breakout": GameProfile("Breakout", FrameRule(34, (0, 142)), pair=("RIGHT", "LEFT"), fire_to_start=True),
     "freeway": GameProfile("Freeway", FrameRule(24, (0, 142, 170, 214)), pair=("UP", "NOOP")),
     "boxing": GameProfile("Boxing", FrameRule(28, (110,))),
@@ -156,6 +157,12 @@ def resolve_actions(env_id, names, algo):
     default actions, else its whole minimal action set.
     """
     available = action_names(env_id)
+    return tuple(available.index(name) for name in chosen_actions(env_id, names, algo))
+
+
+def chosen_actions(env_id, names, algo):
+    """The names, in upper case, of the actions a policy plays (as :func:`resolve_actions`); raises ValueError."""
+    available = action_names(env_id)
     profile = game_profile(env_id)
     if names is None:
         chosen = profile.pair if algo == "reinforce" else profile.default_actions
@@ -173,4 +180,4 @@ def resolve_actions(env_id, names, algo):
             raise ValueError(f"--actions must name at least 2 distinct actions, got {names!r}")
         if algo == "reinforce" and len(chosen) != 2:
             raise ValueError(f"--algo reinforce plays exactly two actions, got {len(chosen)} in --actions")
-    return tuple(available.index(name) for name in chosen)
+    return tuple(chosen)

@@ -184,6 +184,7 @@ def _new_run(config_overrides):
     """(config, state, arrays, the algorithm's JSON state) of a run that starts now."""
     config = Config(**{k: v for k, v in config_overrides.items() if v is not None})
     config.validate()
+    config = config.with_named_actions()  # so that a later default cannot change what a resume plays
     spec = config.policy()
     algorithm_class = get_algorithm(config.algo)
     try:
@@ -200,6 +201,9 @@ def _resume_run(run_dir, overrides):
         raise TrainingError(f"--resume: no run directory at {run_dir}")
     arrays, saved = checkpoint.load(run_dir)
     config = Config.of_checkpoint(saved["config"], run_dir)
+    if overrides.get("actions") is not None:  # compared by name, as the run saved them
+        overrides = {**overrides, "actions": dataclasses.replace(config, actions=overrides["actions"])
+                     .with_named_actions().actions}
     conflicts = [f"{option_name(name)} {value} (run has {getattr(config, name)})"
                  for name, value in overrides.items() if value is not None and value != getattr(config, name)]
     if conflicts:

@@ -10,6 +10,7 @@ The runs are tiny: 16 hidden units, 2 lanes of 128-step segments (a batch is 256
 steps in all (10 updates, about a second), in which two episodes end after a few updates.
 """
 import csv
+import functools
 import json
 import math
 import os
@@ -342,28 +343,35 @@ def test_kl_of_every_update_of_a_run_is_within_the_default_limit(ppo_run):
 # ---------------------------------------------------------------- the policy lag
 
 
-def test_with_lag_each_batch_is_played_with_the_weights_one_update_older():
+@pytest.mark.parametrize("actions", ["RIGHT,LEFT", "NOOP,RIGHT,LEFT"])
+def test_with_lag_each_batch_is_played_with_the_weights_one_update_older(actions):
     """Batch 0 and batch 1 are played with the initial weights; batch 2 with those after the first
     update, which (its batch played by the proximal policy itself, every weight 1) is the update
-    a lag-0 learner makes of the same batch, bit for bit."""
-    lagged, play, segments = _learner_and_batch(0.02, policy_lag=1)
+    a lag-0 learner makes of the same batch: bit for bit with two actions; with three, to the
+    rounding of the log-probabilities the workers record against the learner's own."""
+    if actions == "RIGHT,LEFT":
+        same, same_stats = np.testing.assert_array_equal, lambda stats: stats
+    else:
+        same = functools.partial(np.testing.assert_allclose, rtol=1e-9, atol=1e-15)
+        same_stats = functools.partial(pytest.approx, rel=1e-9, abs=1e-15)
+    lagged, play, segments = _learner_and_batch(0.02, policy_lag=1, actions=actions)
     initial = {name: array.copy() for name, array in play.items()}
-    plain, plain_params, plain_segments = _learner_and_batch(0.02, policy_lag=0)
+    plain, plain_params, plain_segments = _learner_and_batch(0.02, policy_lag=0, actions=actions)
     plain.update(RunState())
     lagged.update(RunState())  # learns from batch 0 in the background; the workers keep the initial weights
     for name in initial:
         np.testing.assert_array_equal(play[name], initial[name], err_msg=name)
     lagged.flush()
     for name in initial:
-        np.testing.assert_array_equal(lagged.params[name], plain_params[name], err_msg=name)
+        same(lagged.params[name], plain_params[name], err_msg=name)
         assert not np.array_equal(lagged.params[name], initial[name]), name
-    assert lagged.last_stats is None and lagged.learned_stats == plain.last_stats  # play: no update made it yet
+    assert lagged.last_stats is None and lagged.learned_stats == same_stats(plain.last_stats)  # no update played yet
     for segment in segments:  # batch 1 (its results are batch 0's again: only the schedule is tested)
         lagged.observe(segment)
     lagged.update(RunState(updates=1))
     for name in initial:
-        np.testing.assert_array_equal(play[name], plain_params[name], err_msg=name)
-    assert lagged.last_stats == plain.last_stats
+        same(play[name], plain_params[name], err_msg=name)
+    assert lagged.last_stats == same_stats(plain.last_stats)
     lagged.flush()
     assert 0 < lagged.learned_stats["kl"] <= 0.02
 
@@ -377,7 +385,7 @@ def test_lagged_advantages_weigh_each_step_by_the_policies_ratio_capped():
 
 
 def test_policy_lag_0_gives_the_same_run_on_two_workers_and_after_resuming_a_0_4_checkpoint(runs):
-    options = (*PPO_OPTIONS, "--policy-lag", 0, "--inputs", "difference")
+    options = (*PPO_OPTIONS, "--policy-lag", 0, "--inputs", "difference", "--actions", "RIGHT,LEFT")
     straight = str(runs / "ppo-lag0")
     run_ppo(straight, *options, "--max-steps", 4 * BATCH_STEPS)
     resumed = str(runs / "ppo-lag0-resumed")
@@ -390,6 +398,7 @@ def test_policy_lag_0_gives_the_same_run_on_two_workers_and_after_resuming_a_0_4
     for setting in ("policy_lag", "lr_decay_steps", "inputs", "ent_decay_steps"):  # added in 0.5, 0.7, 0.12, 0.14
         del state["config"][setting]
     del state["algorithm"]["learned_stats"]
+    state["config"]["actions"] = None  # before 0.18 a run saved Pong's default, up and down, as None
     with open(state_path, "w") as f:
         json.dump(state, f)
     run_ppo(resumed, "--resume", "--max-steps", 4 * BATCH_STEPS)
@@ -547,6 +556,8 @@ RESUME_ERRORS = {
     "different max kl": (["--max-kl", 0.5], ["--max-kl 0.5 (run has 0.02)"]),
     "a reinforce setting": (["--batch-size", 2], ["--batch-size 2"]),
     "different algo": (["--algo", "reinforce"], ["--algo reinforce (run has ppo)"]),
+    "different actions": (["--actions", "RIGHT,LEFT"], ["--actions RIGHT,LEFT (run has NOOP,RIGHT,LEFT)"]),
+    "unknown actions": (["--actions", "UP,DOWN"], ["--actions: UP, DOWN not among ALE/Pong-v5's actions"]),
 }
 
 
@@ -608,11 +619,28 @@ def test_eval_and_video_of_a_ppo_run(ppo_run, tmp_path):
         assert gif.n_frames == 20
 
 
-def test_weights_of_a_two_action_ppo_run_draws_the_logits_difference(ppo_run, tmp_path):
+def test_weights_of_a_ppo_run_of_two_or_three_actions(ppo_run, runs, tmp_path):
     pytest.importorskip("matplotlib")
-    result = run_fastpg("weights", ppo_run[0], "-o", tmp_path / "w.png", "--neurons", 4, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert sorted(os.listdir(tmp_path)) == ["w-w2.png", "w.png"]
+    two_actions = str(runs / "ppo-two-actions")
+    run_ppo(two_actions, *PPO_OPTIONS, "--actions", "RIGHT,LEFT", "--max-steps", BATCH_STEPS)
+    for name, run_dir in (("two", two_actions), ("three", ppo_run[0])):
+        result = run_fastpg("weights", run_dir, "-o", tmp_path / f"{name}.png", "--neurons", 4, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["three-w2.png", "three.png", "two-w2.png", "two.png"]
+
+
+def test_pong_plays_noop_up_and_down_by_default_and_older_runs_keep_up_and_down(ppo_run, runs):
+    assert load_state(ppo_run[0])["config"]["actions"] == "NOOP,RIGHT,LEFT"  # a new run saves them by name
+    assert load_arrays(ppo_run[0])["W_pi"].shape == (3, HIDDEN)
+    saved_before_0_18 = Config.of_checkpoint({"algo": "ppo", "actions": None}, "run")
+    assert saved_before_0_18.actions == "RIGHT,LEFT" and saved_before_0_18.policy().actions == (2, 3)
+    assert Config.of_checkpoint({"algo": "ppo", "env": "ALE/Breakout-v5", "actions": None}, "run").actions is None
+    assert Config.of_checkpoint({"algo": "reinforce", "actions": None}, "run").policy().actions == (2, 3)
+    assert Config.of_checkpoint({"algo": "ppo", "actions": "RIGHT,LEFT"}, "run").actions == "RIGHT,LEFT"
+    resumed = str(runs / "ppo-actions-resumed")  # the run's own actions, spelled otherwise, are no conflict
+    shutil.copytree(ppo_run[0], resumed)
+    run_ppo(resumed, "--resume", "--actions", " noop,right , LEFT", "--max-steps", STEPS + BATCH_STEPS)
+    assert load_state(resumed)["env_steps"] == STEPS + BATCH_STEPS
 
 
 # ---------------------------------------------------------------- metrics.csv
@@ -637,7 +665,7 @@ def test_update_columns_are_empty_before_the_first_update_then_filled(runs):
         filled = [row[name] != "" for name in UPDATE_COLUMNS]
         assert filled == [row not in first_batch] * len(UPDATE_COLUMNS), row
     for row in rows[len(first_batch):]:
-        assert 0 < float(row["entropy"]) <= math.log(2) + 1e-6, row  # two actions
+        assert 0 < float(row["entropy"]) <= math.log(3) + 1e-6, row  # Pong's three actions
         assert 0 <= float(row["clip_fraction"]) <= 1, row
         assert float(row["value_loss"]) >= 0, row
 

@@ -124,7 +124,7 @@ def test_preset_seed_is_the_seed_algorithm_and_explicit_options_win(runs):
     assert result.returncode == 0, result.stderr
     config = load_state(run_dir)["config"]
     assert config == {**PPO_UNSET, **SEED_SETTINGS, "hidden": HIDDEN, "env": "ALE/Pong-v5", "seed": 0,
-                      "actions": None}  # None: the game's default, Pong's up and down
+                      "actions": "RIGHT,LEFT"}  # the game's default for REINFORCE, saved by name
     assert SEED_SETTINGS == {"algo": "reinforce", "hidden": 200, "batch_size": 10, "learning_rate": 1e-4,
                              "gamma": 0.99, "decay_rate": 0.99}  # the seed post's values
     assert load_state(run_dir)["updates"] == 1  # one update per 10 episodes
@@ -150,7 +150,7 @@ def test_state_json_records_the_run(reference_run):
     rows = metric_rows(run_dir)
     assert state["config"] == {"env": "ALE/Pong-v5", "hidden": HIDDEN, "batch_size": BATCH,
                                "learning_rate": 1e-3, "gamma": 0.99, "decay_rate": 0.99, "seed": 0,
-                               "algo": "reinforce", "actions": None, **PPO_UNSET}  # REINFORCE's defaults
+                               "algo": "reinforce", "actions": "RIGHT,LEFT", **PPO_UNSET}  # REINFORCE's defaults
     assert state["episodes"] == EPISODES
     assert state["updates"] == EPISODES // BATCH
     assert state["env_steps"] == int(rows[-1]["env_steps"])
