@@ -41,6 +41,7 @@ def settings(state):
             f"baseline {config.get('baseline') or 'value'}, lag {config.get('policy_lag', 0)}, "  # before 0.5: no lag
             f"{'sees the frame, ' if config.get('inputs') == 'difference+frame' else ''}"
             f"{'lazy Adam, ' if config.get('optimizer') == 'lazy-adam' else ''}"  # added in 0.15
+            f"{'actions ' + config['actions'] + ', ' if config.get('actions') else ''}"  # None: the game's default then
             f"{'' if config.get('hidden', 200) == 200 else str(config['hidden']) + ' hidden, '}seed {config['seed']}")
 
 
