@@ -27,8 +27,11 @@ CPU per step is the CPU time (user + system) of every process involved, per
 env step: for training it covers the whole command, start-up included, and
 all its processes (the learner and the workers).
 Peak RSS is the largest of any process the benchmark started (ru_maxrss of
-waited-for children, which includes the trainers' worker processes); the
-benchmark's own process, which runs the learner split's trainers, is not one.
+waited-for children, which includes the trainers' worker processes). The
+learner split's runs each go in a spawned process of their own, so that
+this process stays small: on Linux a child's peak RSS starts at the size of
+the process that started it, so a grown benchmark process would set the
+peak of every process it started after growing.
 """
 import argparse
 import json
@@ -69,9 +72,7 @@ def bare_pair(env_id, n_steps, actions, screen):
     """Two bare loops at once, one per process (seeds 0 and 1): (summed steps/s, mean CPU seconds per step)."""
     import multiprocessing
 
-    # Spawned, not forked: a forked child would count this process's pages, grown by learner_share's in-process
-    # runs, in its peak RSS, which the benchmark reports as the trainers' own.
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
+    with multiprocessing.get_context("fork").Pool(2) as pool:
         results = pool.starmap(bare_loop, [(env_id, n_steps, actions, seed, screen) for seed in (0, 1)])
     return sum(rate for rate, _ in results), statistics.mean(cpu for _, cpu in results)
 
@@ -103,9 +104,29 @@ def learner_share(env_id, n_steps, overrides, workers=2):
     """(learner, worker) CPU seconds per env step of an in-process ppo run in its steady state: this process vs
     its children, over the env steps that a run of 3 n_steps plays beyond one of n_steps (start-up, the
     workers' included, and the final checkpoint cost both runs the same and cancel)."""
-    short, long = (_cpu_split(env_id, steps, overrides, workers) for steps in (n_steps, 3 * n_steps))
+    # Each run in a fresh process: run here, a learner would grow this process, and on Linux every child started
+    # after that (a trainer, a bare loop) reports this process's size as its own peak RSS.
+    short, long = (_in_fresh_process(_cpu_split, env_id, steps, overrides, workers) for steps in (n_steps, 3 * n_steps))
     steps = long[2] - short[2]
     return (long[0] - short[0]) / steps, (long[1] - short[1]) / steps
+
+
+def _in_fresh_process(function, *args):
+    """function(*args), called in a spawned process (not a daemon: it may start workers of its own)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_send_result, args=(sender, function, args))
+    process.start()
+    sender.close()
+    result = receiver.recv()
+    process.join()
+    return result
+
+
+def _send_result(connection, function, args):
+    connection.send(function(*args))
 
 
 def _cpu_split(env_id, n_steps, overrides, workers):
