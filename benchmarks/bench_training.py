@@ -19,8 +19,9 @@ With --algo ppo, two more in-process runs with 2 workers, of --steps and 3x
 --steps, split the CPU time per env step between the learner (this process)
 and the workers, in the steady state: over the steps the longer run adds.
 --only-w1 measures the bare loop and --workers 1 alone. With --algo ppo,
---epochs, --minibatches, --inputs and --optimizer measure every training configuration
-at those settings instead of the defaults (to weigh a candidate's speed).
+--epochs, --minibatches, --inputs, --optimizer and --actions measure every
+configuration at those settings instead of the defaults (to weigh a
+candidate's speed; the bare loops play the --actions too).
 Training throughput is steady state: env steps between the first and the last
 row of metrics.csv over the seconds between them (worker start-up excluded).
 CPU per step is the CPU time (user + system) of every process involved, per
@@ -146,7 +147,7 @@ def _cpu_split(env_id, n_steps, overrides, workers):
 
 
 NOISY_PAIR = 2.05  # two bare loops at once / one above this: the one-process rounds were slowed by something else
-PPO_SETTINGS = {"epochs": int, "minibatches": int, "inputs": str, "optimizer": str}  # the training settings it can change
+PPO_SETTINGS = {"epochs": int, "minibatches": int, "inputs": str, "optimizer": str, "actions": str}  # it can change
 
 
 def main():
@@ -174,7 +175,7 @@ def main():
                         "bare2": None})
     if args.only_w1:
         configs = {key: configs[key] for key in configs if key in ("bare", "w1", "w1-lag0")}
-    actions = resolve_actions(args.env, None, args.algo)
+    actions = resolve_actions(args.env, overrides.get("actions"), args.algo)  # the bare loops play them too
     rates = {key: [] for key in configs}
     cpu = {key: [] for key in configs}
     shares = []
