@@ -266,13 +266,18 @@ def _add_weights_parser(subparsers):
         "weights", help="draw the learned first-layer weights as 80x80 images",
         description="Draw rows of W1 as 80x80 images in a grid (white positive, black negative, each "
                     "neuron scaled to its own range), framed by the sign and size of the neuron's W2, "
-                    "and all of W2 as a bar chart in a second image. W2 is the output weight (a two-action "
-                    "actor-critic: W_pi[0] - W_pi[1]; more actions: the value head's w_v).",
+                    "and all of W2 as a bar chart in a second image. W2 is the output weight: REINFORCE's W2; "
+                    "the actor-critic's W_pi[A] - W_pi[B], what a neuron adds to action A's logit over B's, "
+                    "for its two actions, or the game's pair among more (Pong: RIGHT,LEFT, up over down), "
+                    "else the value head's w_v.",
         formatter_class=_HelpFormatter)
     p.add_argument("run", metavar="RUN", help="a run directory or a checkpoint.npz")
     p.add_argument("-o", "--output", required=True, help="the W1 grid image (.png, .svg or .pdf)")
     p.add_argument("--neurons", type=int, default=40, help="show hidden neurons 0..N-1")
     p.add_argument("--w2-output", help="the W2 bar chart (default: OUTPUT with -w2 before the extension)")
+    p.add_argument("--contrast", metavar="A,B",
+                   help="actor-critic: frame neurons by W_pi[A] - W_pi[B] for these two of the run's actions "
+                        "(default: as above)")
     p.add_argument("--minus-init", action="store_true",
                    help="draw W1 minus its initial value (reproduced from the run's seed): what training "
                         "changed, which the initial noise hides early in a run")
@@ -281,23 +286,24 @@ def _add_weights_parser(subparsers):
 
 @_one_line_errors
 def _run_weights(args):
-    from .viz import change_since_init, default_w2_output, plot_weights
+    from .config import Config
+    from .games import chosen_actions, game_profile
+    from .viz import change_since_init, default_w2_output, output_weight, plot_weights
 
     if args.neurons < 1:
         raise ValueError(f"--neurons must be at least 1, got {args.neurons}")
     params, spec, state, env_id = _load_run(args.run)
-    if "W2" in params:
-        W2 = params["W2"]
-    elif params["W_pi"].shape[0] == 2:  # the actor-critic: a 2-action softmax is a sigmoid of the logits' difference
-        W2 = params["W_pi"][0] - params["W_pi"][1]
-    else:  # no single output weight per neuron: show what each neuron adds to the value
-        W2 = params["w_v"]
+    config = Config.of_checkpoint(state["config"], args.run)
+    actions = chosen_actions(env_id, config.actions, config.algo)
+    contrast = None if args.contrast is None else tuple(name.strip().upper() for name in args.contrast.split(","))
+    output = output_weight(params, actions, contrast, game_profile(env_id).pair)
     w2_output = args.w2_output or default_w2_output(args.output)
     title = f"{os.path.basename(os.path.normpath(args.run))} after {state['episodes']:,} episodes"
     W1, what = params["W1"], "W1"
     if args.minus_init:
         W1, what = change_since_init(W1, state["config"], spec), "W1 - initial W1"
-    plot_weights(W1, W2, args.output, w2_output, neurons=args.neurons, title=title, what=what)
+    plot_weights(W1, output.values, args.output, w2_output, neurons=args.neurons, title=title, what=what,
+                 towards=(output.towards, output.away), meaning=output.meaning)
     print(f"wrote {args.output} and {w2_output}")
     return 0
 

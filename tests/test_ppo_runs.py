@@ -627,6 +627,12 @@ def test_weights_of_a_ppo_run_of_two_or_three_actions(ppo_run, runs, tmp_path):
         result = run_fastpg("weights", run_dir, "-o", tmp_path / f"{name}.png", "--neurons", 4, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(tmp_path)) == ["three-w2.png", "three.png", "two-w2.png", "two.png"]
+    result = run_fastpg("weights", ppo_run[0], "-o", tmp_path / "noop.png", "--neurons", 4, "--contrast", "noop, left",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    result = run_fastpg("weights", ppo_run[0], "-o", tmp_path / "fire.png", "--contrast", "RIGHT,FIRE", cwd=tmp_path)
+    assert result.returncode == 2 and "--contrast must name two distinct actions" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "fire.png").exists()
 
 
 def test_pong_plays_noop_up_and_down_by_default_and_older_runs_keep_up_and_down(ppo_run, runs):

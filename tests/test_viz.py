@@ -169,6 +169,30 @@ def test_minus_init_recovers_what_training_changed():
         viz.change_since_init(initial + change, {"hidden": 3, "seed": 12})
 
 
+def test_output_weight_frames_neurons_by_the_actions_they_favour():
+    rng = np.random.default_rng(0)
+    W_pi, w_v = rng.standard_normal((3, 5)), rng.standard_normal(5)
+    three, actions = {"W_pi": W_pi, "w_v": w_v}, ("NOOP", "RIGHT", "LEFT")
+    pong = viz.output_weight(three, actions, pair=("RIGHT", "LEFT"))  # the game's pair, when the run plays both
+    np.testing.assert_array_equal(pong.values, W_pi[1] - W_pi[2])
+    assert (pong.towards, pong.away) == ("RIGHT", "LEFT")
+    chosen = viz.output_weight(three, actions, ("LEFT", "NOOP"), pair=("RIGHT", "LEFT"))
+    np.testing.assert_array_equal(chosen.values, W_pi[2] - W_pi[0])
+    assert (chosen.towards, chosen.away) == ("LEFT", "NOOP") and "W_pi[LEFT] - W_pi[NOOP]" in chosen.meaning
+    for pair in (None, ("UP", "NOOP")):  # no pair among its actions: the value head
+        value = viz.output_weight(three, actions, pair=pair)
+        assert value.values is w_v and value.meaning.startswith("w_v")
+    two = viz.output_weight({"W_pi": W_pi[:2], "w_v": w_v}, ("RIGHT", "LEFT"), pair=("UP", "DOWN"))
+    np.testing.assert_array_equal(two.values, W_pi[0] - W_pi[1])
+    reinforce = viz.output_weight({"W2": w_v}, ("RIGHT", "LEFT"), pair=("RIGHT", "LEFT"))
+    assert reinforce.values is w_v and (reinforce.towards, reinforce.away) == ("RIGHT", "LEFT")
+    with pytest.raises(viz.VizError, match="single output weight"):
+        viz.output_weight({"W2": w_v}, ("RIGHT", "LEFT"), ("LEFT", "RIGHT"))
+    for contrast in (("RIGHT", "FIRE"), ("LEFT", "LEFT"), ("NOOP", "RIGHT", "LEFT"), ("RIGHT",)):
+        with pytest.raises(viz.VizError, match=r"two distinct actions of the run \(NOOP, RIGHT, LEFT\)"):
+            viz.output_weight(three, actions, contrast)
+
+
 def test_weights_minus_init(tiny_run, tmp_path, capsys):
     out = tmp_path / "change.png"
     code, stdout, err = run_cli(capsys, "weights", str(tiny_run), "-o", str(out), "--minus-init", "--neurons", "4")

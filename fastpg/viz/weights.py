@@ -1,13 +1,56 @@
 """The learned weights (fastpg weights): W1 rows as 80x80 images framed by their W2, and W2 as bars."""
 import math
 import os
+from typing import NamedTuple
 
 import numpy as np
 
 from ..constants import N_PIXELS
 from .output import VizError, _atomic_output, check_output, require
 
-UP_RGB, DOWN_RGB = (26, 152, 80), (123, 50, 148)  # colours for "pushes towards UP / DOWN"
+UP_RGB, DOWN_RGB = (26, 152, 80), (123, 50, 148)  # colours for "pushes towards the first / second action"
+
+
+class OutputWeight(NamedTuple):
+    """Each hidden neuron's output weight, which frames its W1 tile: what a positive weight favours (towards),
+    what a negative one favours (away), and what the weight is (meaning, for the bar chart's axis)."""
+
+    values: np.ndarray
+    towards: str
+    away: str
+    meaning: str
+
+
+def output_weight(params, actions, contrast=None, pair=None):
+    """The output weight by which ``fastpg weights`` frames each hidden neuron (an OutputWeight).
+
+    REINFORCE: W2, the weight on the logit of P(actions[0]). The actor-critic:
+    W_pi[a] - W_pi[b], what the neuron adds to action a's logit over b's (the
+    two logits' difference is all a softmax of two actions sees), for (a, b)
+    the names in ``contrast``; else its two actions, when it plays two; else the
+    game's declared ``pair``, when it plays both (Pong's up and down); else the
+    value head's w_v. actions: the run's action names, in the policy's order.
+    Raises VizError for a contrast of a REINFORCE run or of actions the run does not play.
+    """
+    if "W2" in params:
+        if contrast is not None:
+            raise VizError("--contrast: a REINFORCE run has a single output weight, W2, towards its first action")
+        return OutputWeight(params["W2"], actions[0], actions[1], f"W2 (on the logit of P({actions[0]}))")
+    if contrast is not None:
+        unknown = [name for name in contrast if name not in actions]
+        if unknown or len(contrast) != 2 or contrast[0] == contrast[1]:
+            raise VizError(f"--contrast must name two distinct actions of the run ({', '.join(actions)}), "
+                           f"got {','.join(contrast)}")
+        first, second = contrast
+    elif len(actions) == 2:
+        first, second = actions
+    elif pair is not None and all(name in actions for name in pair):
+        first, second = pair
+    else:
+        return OutputWeight(params["w_v"], "a higher value", "a lower value", "w_v (on the value)")
+    W_pi = params["W_pi"]
+    values = W_pi[actions.index(first)] - W_pi[actions.index(second)]
+    return OutputWeight(values, first, second, f"W_pi[{first}] - W_pi[{second}]")
 
 
 def default_w2_output(output):
@@ -34,15 +77,18 @@ def change_since_init(W1, config, spec=None):
     return W1 - initial
 
 
-def plot_weights(W1, W2, output, w2_output, neurons=40, title=None, what="W1"):
+def plot_weights(W1, W2, output, w2_output, neurons=40, title=None, what="W1", towards=("UP", "DOWN"),
+                 meaning="W2 (weight on the logit of P(up))"):
     """Rows 0..neurons-1 of W1 as 80x80 images, and all of W2 as a bar chart.
 
     A W1 row of 12,800 (the difference and the current frame) is drawn as a
     160x80 image: its difference block above its frame block.
     Each tile is scaled to its own range, symmetric about zero: white is
     positive, black negative, mid-grey zero. Its frame marks the neuron's W2:
-    green pushes towards UP, purple towards DOWN, thicker for larger |W2|.
-    ``what`` names the rows in the title (for example "W1 - initial W1").
+    green pushes towards ``towards[0]``, purple towards ``towards[1]``,
+    thicker for larger |W2|. ``what`` names the rows in the title (for
+    example "W1 - initial W1"); ``meaning`` says what W2 is, on the bar
+    chart's axis (see output_weight).
     Returns the number of neurons shown.
     """
     require("weights", "matplotlib")
@@ -78,7 +124,8 @@ def plot_weights(W1, W2, output, w2_output, neurons=40, title=None, what="W1"):
     neurons_text = "neuron 0" if shown == 1 else f"neurons 0-{shown - 1}"
     fig.suptitle((title + ": " if title else "") + f"{what} of hidden {neurons_text} (of {n_hidden}) as {tiles}\n"
                  "white +, black -, each neuron scaled to its own range\n"
-                 "frame: its W2 (green towards UP, purple towards DOWN, thicker = larger)", fontsize=9)
+                 f"frame: its output weight (green towards {towards[0]}, purple towards {towards[1]}, "
+                 "thicker = larger)", fontsize=9)
 
     bars = Figure(figsize=(max(6.0, min(16.0, 0.08 * n_hidden + 4)), 3.2), layout="constrained")
     ax = bars.subplots()
@@ -90,8 +137,9 @@ def plot_weights(W1, W2, output, w2_output, neurons=40, title=None, what="W1"):
         ax.legend(loc="upper right", fontsize=8)
     ax.set_xlim(-0.5, n_hidden - 0.5)
     ax.set_xlabel("hidden neuron")
-    ax.set_ylabel("W2 (weight on the logit of P(up))")
-    ax.set_title((title + ": " if title else "") + "W2, the output weight of each hidden neuron", fontsize=10)
+    ax.set_ylabel(meaning)
+    ax.set_title((title + ": " if title else "") + f"the output weight of each hidden neuron: green towards "
+                 f"{towards[0]}, purple towards {towards[1]}", fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
 
     for figure, path in ((fig, output), (bars, w2_output)):
