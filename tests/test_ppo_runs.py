@@ -474,7 +474,7 @@ def test_a_decaying_run_resumes_exactly_on_two_workers_and_stops_where_the_rate_
     started = run_ppo(straight, *options)  # no --max-steps: the schedule's end stops it
     assert load_state(straight)["env_steps"] == 3 * BATCH_STEPS
     assert f"falling linearly to 0 at {3 * BATCH_STEPS:,} env steps, where training stops" in started.stderr
-    assert f"entropy weight 0.03, falling linearly to 0 at {2 * BATCH_STEPS:,} env steps" in started.stderr
+    assert f"entropy weight 0.05, falling linearly to 0 at {2 * BATCH_STEPS:,} env steps" in started.stderr
     assert load_state(straight)["config"]["lr_decay_steps"] == 3 * BATCH_STEPS
     assert load_state(straight)["config"]["ent_decay_steps"] == 2 * BATCH_STEPS
     resumed = str(runs / "ppo-decay-resumed")
