@@ -24,6 +24,11 @@ configuration at those settings instead of the defaults (to weigh a
 candidate's speed; the bare loops play the --actions too).
 Training throughput is steady state: env steps between the first and the last
 row of metrics.csv over the seconds between them (worker start-up excluded).
+With --algo ppo no episode ends before about 25,000 env steps (32 lanes of
+random play), so the default 120,000 steps times about 95,000 of them; the
+30,000 of the benches before fastpg 0.19.1 timed about 8,000, one or two
+seconds, and their ratios swung by several percent. The benchmark warns when
+a window is under half of --steps.
 CPU per step is the CPU time (user + system) of every process involved, per
 env step: for training it covers the whole command, start-up included, and
 all its processes (the learner and the workers).
@@ -98,7 +103,7 @@ def train_rate(env_id, n_steps, workers, backend, algo="reinforce", *settings):
     if len(m["env_steps"]) < 2 or m["seconds"][-1] <= m["seconds"][0]:
         sys.exit(f"{env_id}: too few episodes ended in {n_steps} steps to time the steady state; raise --steps")
     steps = m["env_steps"][-1] - m["env_steps"][0]
-    return steps / (m["seconds"][-1] - m["seconds"][0]), cpu / m["env_steps"][-1]
+    return steps / (m["seconds"][-1] - m["seconds"][0]), cpu / m["env_steps"][-1], steps
 
 
 def learner_share(env_id, n_steps, overrides, workers=2):
@@ -153,7 +158,8 @@ PPO_SETTINGS = {"epochs": int, "minibatches": int, "inputs": str, "optimizer": s
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="ALE/Pong-v5")
-    parser.add_argument("--steps", type=int, default=20000, help="env steps per measurement")
+    parser.add_argument("--steps", type=int, help="env steps per measurement (default 20,000; 120,000 with "
+                                                   "--algo ppo, whose first episodes end near 25,000)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--algo", choices=("reinforce", "ppo"), default="reinforce")
     parser.add_argument("--only-w1", action="store_true",
@@ -168,6 +174,8 @@ def main():
     setting_args = [arg for name, value in overrides.items() for arg in (f"--{name}", str(value))]
 
     ppo = args.algo == "ppo"
+    if args.steps is None:
+        args.steps = 120_000 if ppo else 20_000
     configs = {"bare": None, "w1": (1, "cython"), "numpy": (1, "numpy"), "w2": (2, "cython")}
     if ppo:
         del configs["numpy"]  # the numpy learner densifies every row of every epoch: minutes per batch
@@ -179,6 +187,7 @@ def main():
     rates = {key: [] for key in configs}
     cpu = {key: [] for key in configs}
     shares = []
+    windows = []  # env steps in each training measurement's steady-state window
     for _ in range(args.repeats):
         for key, setting in configs.items():
             if key == "bare2":
@@ -187,8 +196,9 @@ def main():
                 rate, cpu_per_step = bare_loop(args.env, args.steps, actions, screen="palette" if ppo else "rgb")
             else:
                 workers, backend, *settings = setting
-                rate, cpu_per_step = train_rate(args.env, args.steps, workers, backend, args.algo, *settings,
-                                                *setting_args)
+                rate, cpu_per_step, steps = train_rate(args.env, args.steps, workers, backend, args.algo,
+                                                       *settings, *setting_args)
+                windows.append(steps)
             rates[key].append(rate)
             cpu[key].append(cpu_per_step)
         if ppo and not args.only_w1:
@@ -234,6 +244,9 @@ def main():
         print(f"| learner CPU per env step / a worker's | {learner / worker:.2f} ({learner:.0f} µs / {worker:.0f} µs) "
               "| <= 0.15 |")
     print(f"| peak RSS of any process | {peak_rss_mb:.0f} MB | <= 300 MB |")
+    if windows and min(windows) < args.steps / 2:
+        print(f"\nThe shortest training measurement timed {min(windows):,} env steps between its first and last "
+              f"episode (of {args.steps:,}): a short window is a noisy rate. Raise --steps for steadier ratios.")
     if "bare2" in med and med["bare2"] / med["bare"] > NOISY_PAIR:
         print(f"\nTwo bare loops at once played {med['bare2'] / med['bare']:.2f}x one, more than 2 cores can: the "
               "one-process rounds ran slow (another load on the machine?), which inflates the ratios over "
@@ -244,6 +257,7 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"settings": vars(args), "rates": rates, "medians": med, "cpu_seconds_per_step": cpu,
+                       "window_steps": windows,
                        "peak_rss_mb": peak_rss_mb,
                        "learner_worker_cpu_seconds_per_step": shares,
                        "numpy": np.__version__}, f, indent=2)

@@ -8,13 +8,16 @@ the wall time of each kernel the learner calls, and of the rest (numpy and
 Python between the kernels, and at lag 0 the copy of the weights the line
 search may step back to). --threads splits the kernels' work between that
 many threads (--learner-threads of `fastpg train`); --epochs, --minibatches,
---inputs and --optimizer change those settings. The kernels are memory bound and the clock is the
-wall's: run it alone.
+--inputs and --optimizer change those settings. --checkpoint RUN plays the batch and starts the updates
+from a run's saved weights instead of the initial ones (its Adam moments start at zero), so the cost of a
+trained policy's updates can be set beside an untrained one's. The kernels are memory bound and the clock
+is the wall's: run it alone.
 """
 import argparse
 import time
 
 from fastpg.backends import get_backend
+from fastpg.checkpoint import check_fits, load
 from fastpg.config import Config
 from fastpg.lanes import LanePlayer
 from fastpg.ppo import PPO
@@ -50,6 +53,8 @@ def main():
     parser.add_argument("--minibatches", type=int, help="Adam steps per pass (default: the training default)")
     parser.add_argument("--inputs", help="what the network sees (default: the training default)")
     parser.add_argument("--optimizer", help="adam or lazy-adam (default: the training default)")
+    parser.add_argument("--checkpoint", metavar="RUN", help="start from this run's weights (a run directory "
+                                                            "or checkpoint.npz, played at the defaults' settings)")
     args = parser.parse_args()
     overrides = {name: getattr(args, name) for name in ("epochs", "minibatches", "inputs", "optimizer")
                  if getattr(args, name) is not None}
@@ -57,6 +62,10 @@ def main():
     config.validate()
     spec = config.policy()
     params = spec.initial_parameters(config.seed)
+    if args.checkpoint:
+        arrays, _ = load(args.checkpoint)
+        check_fits(args.checkpoint, {name: arrays[name] for name in params if name in arrays}, spec.parameters())
+        params = {name: arrays[name] for name in params}
     backend = TimedBackend(get_backend("cython", threads=args.threads))
     learner = PPO(config, spec, params, {**params, **PPO.initial_state(spec, config)}, backend)
     player = LanePlayer(PlayerSettings(spec, config.env, unit="segment"), params)

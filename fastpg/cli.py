@@ -116,7 +116,7 @@ def _one_line_errors(run):
 
 
 def _load_run(path):
-    """(params, spec, state, env_id) of the checkpoint in a run directory or checkpoint.npz."""
+    """(params, spec, state, config) of the checkpoint in a run directory or checkpoint.npz."""
     from .checkpoint import check_fits, load
     from .config import Config
 
@@ -125,7 +125,7 @@ def _load_run(path):
     spec = config.policy()  # the run's game rule and actions
     params = {name: arrays[name] for name in spec.parameters() if name in arrays}
     check_fits(path, params, spec.parameters())
-    return params, spec, state, config.env
+    return params, spec, state, config
 
 
 def _progress_bar(total, unit):
@@ -160,7 +160,8 @@ def _run_eval(args):
     from .evaluate import evaluate, evaluate_random, format_summary, summarize
     from .games import game_profile
 
-    params, spec, state, env_id = _load_run(args.run)
+    params, spec, state, config = _load_run(args.run)
+    env_id = config.env
     if not 0 <= args.seed < 2**63:
         raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
     bar = _progress_bar(args.games, "game")
@@ -220,7 +221,8 @@ def _run_video(args):
     from .viz import check_video_output, record_video
 
     check_video_output(args.output)
-    params, spec, state, env_id = _load_run(args.run)
+    params, spec, state, config = _load_run(args.run)
+    env_id = config.env
     if not 0 <= args.seed < 2**63:
         raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
     bar = _progress_bar(args.max_frames, "frame")
@@ -286,17 +288,15 @@ def _add_weights_parser(subparsers):
 
 @_one_line_errors
 def _run_weights(args):
-    from .config import Config
-    from .games import chosen_actions, game_profile
+    from .games import chosen_actions, game_profile, parse_action_names
     from .viz import change_since_init, default_w2_output, output_weight, plot_weights
 
     if args.neurons < 1:
         raise ValueError(f"--neurons must be at least 1, got {args.neurons}")
-    params, spec, state, env_id = _load_run(args.run)
-    config = Config.of_checkpoint(state["config"], args.run)
-    actions = chosen_actions(env_id, config.actions, config.algo)
-    contrast = None if args.contrast is None else tuple(name.strip().upper() for name in args.contrast.split(","))
-    output = output_weight(params, actions, contrast, game_profile(env_id).pair)
+    params, spec, state, config = _load_run(args.run)
+    actions = chosen_actions(config.env, config.actions, config.algo)
+    contrast = None if args.contrast is None else parse_action_names(args.contrast)
+    output = output_weight(params, actions, contrast, game_profile(config.env).pair)
     w2_output = args.w2_output or default_w2_output(args.output)
     title = f"{os.path.basename(os.path.normpath(args.run))} after {state['episodes']:,} episodes"
     W1, what = params["W1"], "W1"

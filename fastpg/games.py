@@ -161,6 +161,11 @@ def resolve_actions(env_id, names, algo):
     return tuple(available.index(name) for name in chosen_actions(env_id, names, algo))
 
 
+def parse_action_names(text):
+    """Action names as typed on the command line (``"noop, Left"``): split at commas, stripped, upper case."""
+    return tuple(name.strip().upper() for name in str(text).split(","))
+
+
 def chosen_actions(env_id, names, algo):
     """The names, in upper case, of the actions a policy plays (as :func:`resolve_actions`); raises ValueError."""
     available = action_names(env_id)
@@ -172,7 +177,7 @@ def chosen_actions(env_id, names, algo):
                              f"--actions A,B (its actions: {', '.join(available)})")
         chosen = available if chosen is None else chosen
     else:
-        chosen = tuple(name.strip().upper() for name in str(names).split(","))
+        chosen = parse_action_names(names)
         unknown = [name for name in chosen if name not in available]
         if unknown:
             raise ValueError(f"--actions: {', '.join(unknown)} not among {env_id}'s actions "

@@ -15,7 +15,8 @@ from fastpg import reference
 from fastpg.backends import get_backend
 from fastpg.config import Config
 from fastpg.env import AtariGame
-from fastpg.games import KNOWN_GAMES, FrameRule, _generic_profile, action_names, game_profile, resolve_actions
+from fastpg.games import (KNOWN_GAMES, FrameRule, _generic_profile, action_names, game_profile, parse_action_names,
+                          resolve_actions)
 from fastpg.reinforce import Reinforce
 
 from helpers import assert_clean_error, load_arrays, load_state, run_fastpg
@@ -55,6 +56,7 @@ def test_default_actions_are_the_whole_set_for_ppo_and_the_declared_pair_for_rei
     assert resolve_actions("ALE/Breakout-v5", None, "reinforce") == (2, 3)
     assert resolve_actions("ALE/Freeway-v5", None, "reinforce") == (1, 0)  # UP, NOOP
     assert resolve_actions("ALE/Boxing-v5", " fire , left", "ppo") == (1, 4)  # names in any case, spaced
+    assert parse_action_names(" fire , Left") == ("FIRE", "LEFT")  # the rule --actions and --contrast share
 
 
 @pytest.mark.parametrize("env_id, names, algo, message", [
