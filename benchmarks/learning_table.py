@@ -42,7 +42,15 @@ def settings(state):
             f"{'sees the frame, ' if config.get('inputs') == 'difference+frame' else ''}"
             f"{'lazy Adam, ' if config.get('optimizer') == 'lazy-adam' else ''}"  # added in 0.15
             f"{'actions ' + config['actions'] + ', ' if config.get('actions') else ''}"  # None: the game's default then
-            f"{'' if config.get('hidden', 200) == 200 else str(config['hidden']) + ' hidden, '}seed {config['seed']}")
+            f"{'' if config.get('hidden', 200) == 200 else str(config['hidden']) + ' hidden, '}"
+            f"{_unless_usual(config, 'gamma', 0.99, 'gamma')}{_unless_usual(config, 'lam', 0.95, 'lambda')}"
+            f"{_unless_usual(config, 'clip', 0.2, 'clip')}seed {config['seed']}")
+
+
+def _unless_usual(config, name, usual, label):
+    """'label value, ' for a setting every run so far left at ``usual``; '' for those runs."""
+    value = config.get(name, usual)
+    return "" if value == usual else f"{label} {value:g}, "
 
 
 def describe(run_dir):
