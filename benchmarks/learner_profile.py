@@ -9,11 +9,12 @@ Python between the kernels, and at lag 0 the copy of the weights the line
 search may step back to). --threads splits the kernels' work between that
 many threads (--learner-threads of `fastpg train`); --epochs, --minibatches,
 --inputs and --optimizer change those settings. --checkpoint RUN plays the batch and starts the updates
-from a run's saved weights instead of the initial ones (its Adam moments start at zero), so the cost of a
-trained policy's updates can be set beside an untrained one's. The kernels are memory bound and the clock
+from a run's saved weights and settings instead of the defaults' initial ones (its Adam moments start at
+zero), so the cost of a trained policy's updates can be set beside an untrained one's. The kernels are memory bound and the clock
 is the wall's: run it alone.
 """
 import argparse
+import dataclasses
 import time
 
 from fastpg.backends import get_backend
@@ -53,19 +54,25 @@ def main():
     parser.add_argument("--minibatches", type=int, help="Adam steps per pass (default: the training default)")
     parser.add_argument("--inputs", help="what the network sees (default: the training default)")
     parser.add_argument("--optimizer", help="adam or lazy-adam (default: the training default)")
-    parser.add_argument("--checkpoint", metavar="RUN", help="start from this run's weights (a run directory "
-                                                            "or checkpoint.npz, played at the defaults' settings)")
+    parser.add_argument("--checkpoint", metavar="RUN", help="start from this actor-critic run's weights and "
+                                                            "settings (a run directory or checkpoint.npz)")
     args = parser.parse_args()
     overrides = {name: getattr(args, name) for name in ("epochs", "minibatches", "inputs", "optimizer")
                  if getattr(args, name) is not None}
-    config = Config(algo="ppo", policy_lag=0, **overrides)
+    if args.checkpoint:
+        arrays, state = load(args.checkpoint)
+        config = Config.of_checkpoint(state["config"], args.checkpoint)
+        if config.algo != "ppo":
+            parser.error(f"--checkpoint: {args.checkpoint} is a {config.algo} run; this profiles the actor-critic")
+        config = dataclasses.replace(config, policy_lag=0, **overrides)
+    else:
+        config = Config(algo="ppo", policy_lag=0, **overrides)
     config.validate()
     spec = config.policy()
     params = spec.initial_parameters(config.seed)
     if args.checkpoint:
-        arrays, _ = load(args.checkpoint)
-        check_fits(args.checkpoint, {name: arrays[name] for name in params if name in arrays}, spec.parameters())
-        params = {name: arrays[name] for name in params}
+        params = {name: arrays[name] for name in params if name in arrays}
+        check_fits(args.checkpoint, params, spec.parameters())
     backend = TimedBackend(get_backend("cython", threads=args.threads))
     learner = PPO(config, spec, params, {**params, **PPO.initial_state(spec, config)}, backend)
     player = LanePlayer(PlayerSettings(spec, config.env, unit="segment"), params)
