@@ -48,7 +48,7 @@ def settings(state):
 
 
 def _unless_usual(config, name, usual, label):
-    """'label value, ' for a setting every run so far left at ``usual``; '' for those runs."""
+    """'label value, ' where the run changed a setting that nearly every run leaves at ``usual``; else ''."""
     value = config.get(name, usual)
     return "" if value == usual else f"{label} {value:g}, "
 
