@@ -24,8 +24,8 @@ configuration at those settings instead of the defaults (to weigh a
 candidate's speed; the bare loops play the --actions too).
 Training throughput is steady state: env steps between the first and the last
 row of metrics.csv over the seconds between them (worker start-up excluded).
-With --algo ppo no episode ends before about 25,000 env steps (32 lanes of
-random play), so the default 120,000 steps times about 95,000 of them; the
+With --algo ppo on Pong no episode ends before about 25,000 env steps (32
+lanes of random play), so the default 120,000 steps times about 95,000 of them; the
 30,000 of the benches before fastpg 0.19.1 timed about 8,000, one or two
 seconds, and their ratios swung by several percent. The benchmark warns when
 a window is under half of --steps.
@@ -159,7 +159,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="ALE/Pong-v5")
     parser.add_argument("--steps", type=int, help="env steps per measurement (default 20,000; 120,000 with "
-                                                   "--algo ppo, whose first episodes end near 25,000)")
+                                                   "--algo ppo, whose first Pong episodes end near 25,000)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--algo", choices=("reinforce", "ppo"), default="reinforce")
     parser.add_argument("--only-w1", action="store_true",
