@@ -18,7 +18,8 @@ import dataclasses
 import time
 
 from fastpg.backends import get_backend
-from fastpg.checkpoint import check_fits, load
+from fastpg.checkpoint import check_fits
+from fastpg.cli import _load_run
 from fastpg.config import Config
 from fastpg.lanes import LanePlayer
 from fastpg.ppo import PPO
@@ -60,8 +61,7 @@ def main():
     overrides = {name: getattr(args, name) for name in ("epochs", "minibatches", "inputs", "optimizer")
                  if getattr(args, name) is not None}
     if args.checkpoint:
-        arrays, state = load(args.checkpoint)
-        config = Config.of_checkpoint(state["config"], args.checkpoint)
+        params, _, _, config = _load_run(args.checkpoint)  # the weights, checked against the run's own settings
         if config.algo != "ppo":
             parser.error(f"--checkpoint: {args.checkpoint} is a {config.algo} run; this profiles the actor-critic")
         config = dataclasses.replace(config, policy_lag=0, **overrides)
@@ -69,10 +69,10 @@ def main():
         config = Config(algo="ppo", policy_lag=0, **overrides)
     config.validate()
     spec = config.policy()
-    params = spec.initial_parameters(config.seed)
     if args.checkpoint:
-        params = {name: arrays[name] for name in params if name in arrays}
-        check_fits(args.checkpoint, params, spec.parameters())
+        check_fits(args.checkpoint, params, spec.parameters())  # an --inputs override may not fit them
+    else:
+        params = spec.initial_parameters(config.seed)
     backend = TimedBackend(get_backend("cython", threads=args.threads))
     learner = PPO(config, spec, params, {**params, **PPO.initial_state(spec, config)}, backend)
     player = LanePlayer(PlayerSettings(spec, config.env, unit="segment"), params)

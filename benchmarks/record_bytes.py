@@ -28,9 +28,9 @@ def main():
     if args.run_dir:
         from fastpg.cli import _load_run
 
-        params, spec, state, env_id = _load_run(args.run_dir)
+        params, spec, state, config = _load_run(args.run_dir)
         params = {name: np.array(array, order="F" if name == "W1" else "C") for name, array in params.items()}
-        seed = state["config"]["seed"]
+        env_id, seed = config.env, config.seed
     else:
         config = Config(algo="ppo", inputs=args.inputs)
         config.validate()
