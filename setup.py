@@ -34,6 +34,7 @@ THREADED = {"_actor"}
 
 extensions = [
     Extension(f"fastpg.{name}", [f"src/{name}.pyx"], include_dirs=["src"],
+              depends=["src/wide_loops.h"],  # a C header: Cython does not track it, so a change rebuilds all
               extra_compile_args=compile_args + (OPENMP if name in THREADED else []),
               extra_link_args=OPENMP if name in THREADED else [])
     for name in KERNELS

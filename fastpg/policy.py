@@ -17,6 +17,27 @@ HEADS = ("sigmoid",)
 INPUTS = {"difference": 1, "difference+frame": 2}
 INIT_SPAWN_KEY = 2**32 - 1  # the initial weights' stream of the run's seed; episodes use keys 0, 1, ...
 PONG_FRAME = KNOWN_GAMES["pong"].frame
+# The kernels load W1 and its gradient a column (H doubles) at a time in 64-byte vectors; on a matrix that
+# starts on a cache line (and H a multiple of 8) no load straddles two lines.
+CACHE_LINE = 64
+
+
+def aligned_zeros(shape, order="C", dtype="float64"):
+    """np.zeros(shape, dtype, order), its first element at the start of a 64-byte cache line."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = np.zeros(nbytes + CACHE_LINE, dtype=np.uint8)
+    start = -raw.ctypes.data % CACHE_LINE
+    return raw[start:start + nbytes].view(dtype).reshape(shape, order=order)
+
+
+def aligned_copy(array, order="K"):
+    """A copy of array, laid out as np.array(array, order=order) would be, starting a cache line."""
+    array = np.asarray(array)
+    layout = "F" if order == "F" or (order == "K" and array.flags.f_contiguous and not array.flags.c_contiguous) else "C"
+    copy = aligned_zeros(array.shape, layout, array.dtype)
+    copy[...] = array
+    return copy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +53,7 @@ class ArraySpec:
         return int(np.prod(self.shape))
 
     def zeros(self):
-        return np.zeros(self.shape, dtype=self.dtype, order=self.order)
+        return aligned_zeros(self.shape, self.order, self.dtype)
 
 
 class _NamedParameters:

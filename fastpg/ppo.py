@@ -35,7 +35,7 @@ import numpy as np
 from .constants import N_PIXELS
 from .divergence import check_finite
 from .lanes import LaneState, Segment
-from .policy import ArraySpec
+from .policy import ArraySpec, aligned_copy, aligned_zeros
 from .reference import lagged_advantages, linear_decay, log_softmax, softmax_kl
 
 UPDATE_SPAWN_KEY = 2**32 - 3  # the minibatch shuffles' stream of the run's seed
@@ -59,7 +59,7 @@ class PPO:
         self.lagged = config.policy_lag == 1
         # The learner's weights; with a lag, its own, published to the workers' between batches.
         self.play_params = parameters
-        self.params = ({name: np.array(state[name], order=array.order) for name, array in spec.parameters().items()}
+        self.params = ({name: aligned_copy(state[name], array.order) for name, array in spec.parameters().items()}
                        if self.lagged else parameters)
         if self.lagged:
             for name, array in parameters.items():
@@ -67,7 +67,7 @@ class PPO:
         self.learning = None  # the thread of the update in flight, with lag
         self.pending_batch = 0  # with lag, the number of the batch it learns from
         # Adam's moments, each in its parameter's memory order (the kernel walks them in step).
-        self.moments = {name: tuple(np.array(state[f"adam_{moment}_{name}"], order=array.order) for moment in "mv")
+        self.moments = {name: tuple(aligned_copy(state[f"adam_{moment}_{name}"], array.order) for moment in "mv")
                         for name, array in spec.parameters().items()}
         # The minibatch's gradient: the backward adds into it and Adam zeroes it as it reads it, so it is
         # zero between steps without a pass of its own.
@@ -198,7 +198,7 @@ class PPO:
         logits = np.zeros((n_rows, self.spec.n_actions))
         values = np.zeros(n_rows)
         # The hidden layers, kept for the first minibatch: its weights are still these.
-        hidden = np.empty((n_rows, self.params["b1"].shape[0]))
+        hidden = aligned_zeros((n_rows, self.params["b1"].shape[0]))
         backend.actor_critic_forward(self.params, record["indices"], record["signs"], record["offsets"], logits, values,
                                      hidden=hidden)
         rows = np.concatenate([lane * (S + 1) + np.arange(S) for lane in range(len(results))]).astype(np.int64)
@@ -268,7 +268,7 @@ class PPO:
 
     def _backtrack(self, before, record, rows, old_logits, buffer):
         """Scale the update's step by 1/2, 1/4, ... until the KL is within --max-kl; returns (kl, fraction)."""
-        after = {name: array.copy(order="K") for name, array in self.params.items()}
+        after = {name: aligned_copy(array) for name, array in self.params.items()}
         fraction = 1.0
         for _ in range(BACKTRACK_HALVINGS):
             fraction /= 2

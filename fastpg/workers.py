@@ -18,16 +18,27 @@ import traceback
 
 import numpy as np
 
+from .policy import CACHE_LINE
 from .scheduler import Done, Failed, Lost, Scheduler, WorkerLost
 
 SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 STOP_SECONDS = 2.0  # how long a worker told to stop may take before it is killed
 
 
+def shared_buffers(ctx, spec):
+    """A shared buffer per parameter, a cache line longer than it: shared_arrays starts each array on a line."""
+    return {name: ctx.RawArray("d", array.size + CACHE_LINE // 8) for name, array in spec.parameters().items()}
+
+
 def shared_arrays(buffers, spec):
-    """numpy views (name -> array) of shared buffers laid out as spec's parameters declare."""
-    return {name: np.frombuffer(buffers[name], dtype=np.float64).reshape(array.shape, order=array.order)
-            for name, array in spec.parameters().items()}
+    """numpy views (name -> array) of shared_buffers laid out as spec's parameters declare, each starting a
+    cache line (every process maps the buffers at page-aligned addresses, so all agree on the offset)."""
+    arrays = {}
+    for name, array in spec.parameters().items():
+        flat = np.frombuffer(buffers[name], dtype=np.float64)
+        start = (-flat.ctypes.data % CACHE_LINE) // 8
+        arrays[name] = flat[start:start + array.size].reshape(array.shape, order=array.order)
+    return arrays
 
 
 def worker_main(conn, buffers, settings):
@@ -186,7 +197,7 @@ class WorkerPool(Scheduler):
 
     def __init__(self, n_workers, settings, on_warning=print, task_name="episode", depth=1):
         ctx = mp.get_context("spawn")
-        buffers = {name: ctx.RawArray("d", array.size) for name, array in settings.spec.parameters().items()}
+        buffers = shared_buffers(ctx, settings.spec)
         self.params = shared_arrays(buffers, settings.spec)
         super().__init__(ProcessTransport(buffers, settings), n_workers, on_warning, task_name, depth)
 

@@ -30,6 +30,9 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp, memcpy, memset
 from cython.parallel cimport prange, threadid
 
+cdef extern from "stdlib.h" nogil:
+    int posix_memalign(void** memptr, size_t alignment, size_t size)
+
 cdef extern from "wide_loops.h" nogil:
     int adam_step(double* w, double* g, double* m, double* v, Py_ssize_t n, double learning_rate,
                   double beta1, double beta2, double eps, double m_scale, double v_scale, int clear)
@@ -50,6 +53,15 @@ cdef enum:
     SCREEN_WIDTH = 2 * N_COLS  # an Atari screen's columns, every other one read
     INPUT_LIMIT = 1 << 15  # a record's int16 indices name fewer inputs than this
     ROW_CHUNK = 64  # ppo_backward's rows per pass of its two phases: their h and dh stay in the cache
+
+
+cdef void* line_aligned(size_t size) noexcept nogil:
+    """malloc, but starting a 64-byte cache line (freed by free): rows of hidden layers then start lines too
+    when H is a multiple of 8, and the kernels' 64-byte vector loads split no line."""
+    cdef void* memory = NULL
+    if posix_memalign(&memory, 64, size if size else 64) != 0:
+        return NULL
+    return memory
 
 
 cdef struct Net:
@@ -215,7 +227,7 @@ cdef class ActorStepper:
         self.lut = lut
         self.fill_lut = fill_lut
         self._arrays = (dict(params), actions, lut)
-        self.h = <double*>malloc(self.net.H * sizeof(double))
+        self.h = <double*>line_aligned(self.net.H * sizeof(double))
         self.logits = <double*>malloc(self.net.A * sizeof(double))
         self.logp = <double*>malloc(self.net.A * sizeof(double))
         if self.h == NULL or self.logits == NULL or self.logp == NULL:
@@ -644,7 +656,7 @@ def actor_critic_forward(params, indices, signs, offsets, logits, values, thread
     cdef const int16_t* idx_ptr = &idx[0] if idx.shape[0] else NULL
     cdef const int8_t* sgn_ptr = &sgn[0] if sgn.shape[0] else NULL
     cdef double* h
-    cdef double* hs = <double*>malloc(T * ROW_GROUP * H * sizeof(double))  # a group's hidden layers per thread
+    cdef double* hs = <double*>line_aligned(T * ROW_GROUP * H * sizeof(double))  # a group's hidden layers per thread
     if hs == NULL:
         raise MemoryError()
     with nogil:
@@ -798,7 +810,7 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
     cdef double sum_policy = 0.0, sum_value = 0.0, sum_entropy = 0.0, n_clipped = 0.0
     # h and dh (H each) of ROW_CHUNK rows at a time (cache-sized), and per row its logits, log-probabilities
     # and d_logits (A each), its value and its terms.
-    cdef double* work = <double*>malloc((2 * ROW_CHUNK * H + (3 * A + 1) * n_steps) * sizeof(double))
+    cdef double* work = <double*>line_aligned((2 * ROW_CHUNK * H + (3 * A + 1) * n_steps) * sizeof(double))
     cdef RowTerms* terms = <RowTerms*>malloc(n_steps * sizeof(RowTerms))
     if work == NULL or terms == NULL:
         free(work)

@@ -13,6 +13,7 @@ import csv
 import functools
 import json
 import math
+import multiprocessing as mp
 import os
 import re
 import shutil
@@ -21,7 +22,7 @@ import time
 import numpy as np
 import pytest
 
-from fastpg import checkpoint, metrics, reference
+from fastpg import checkpoint, metrics, reference, workers
 from fastpg.backends import densify, get_backend
 from fastpg.config import Config
 from fastpg.lanes import LanePlayer, LaneState, Segment
@@ -330,6 +331,25 @@ def test_with_lag_the_line_search_starts_from_the_weights_the_workers_play():
     assert learner.learned_stats["step_fraction"] < 1  # the limit acted
     assert 0 < kl <= max_kl
     assert learner.learned_stats["kl"] == pytest.approx(kl, rel=0, abs=1e-12)
+
+
+def test_the_learners_arrays_and_the_workers_shared_weights_start_on_cache_lines():
+    # A speed matter only (the kernels' 64-byte loads of W1's columns then split no cache line): the
+    # results are the same either way, which the worker-count and backend tests check.
+    learner, params, _ = _learner_and_batch(0.02, policy_lag=1)
+    arrays = {**{f"weights {n}": a for n, a in learner.params.items()},
+              **{f"gradient {n}": a for n, a in learner.grads.items()},
+              **{f"adam {k} {n}": a for n, pair in learner.moments.items() for k, a in zip("mv", pair)}}
+    for name, array in arrays.items():
+        assert array.ctypes.data % 64 == 0, name
+    for name, array in learner.params.items():  # the learner's own copy of the weights, laid out as theirs
+        np.testing.assert_array_equal(array, params[name], err_msg=name)
+    assert learner.params["W1"].flags.f_contiguous and learner.grads["W1"].flags.f_contiguous
+    spec = learner.spec
+    shared = workers.shared_arrays(workers.shared_buffers(mp.get_context("spawn"), spec), spec)
+    for name, declared in spec.parameters().items():
+        assert shared[name].ctypes.data % 64 == 0 and shared[name].shape == declared.shape, name
+        assert shared[name].flags.f_contiguous if declared.order == "F" else shared[name].flags.c_contiguous
 
 
 def test_kl_of_every_update_of_a_run_is_within_the_default_limit(ppo_run):
