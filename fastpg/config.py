@@ -164,8 +164,8 @@ ALGORITHM_DEFAULTS = {
     "reinforce": {"learning_rate": 1e-3, "batch_size": 2, "decay_rate": 0.99},
     "ppo": {"learning_rate": 1e-3, "lanes": 32, "segment_steps": 128, "epochs": 4, "minibatches": 2,
             "max_kl": 0.02, "clip": 0.2, "ent_coef": 0.05, "vf_coef": 0.5, "lam": 0.95, "baseline": "value",
-            "life_loss": "terminal", "policy_lag": 1, "lr_decay_steps": 9_600_000,
-            "ent_decay_steps": 9_600_000, "optimizer": "lazy-adam",
+            "life_loss": "terminal", "policy_lag": 1, "lr_decay_steps": 11_000_000,
+            "ent_decay_steps": 11_000_000, "optimizer": "lazy-adam",
             "inputs": "difference+frame"},
 }
 BASELINES = ("value", "none")
