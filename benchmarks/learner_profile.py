@@ -22,6 +22,7 @@ from fastpg.checkpoint import check_fits
 from fastpg.cli import _load_run
 from fastpg.config import Config
 from fastpg.lanes import LanePlayer
+from fastpg.policy import aligned_copy
 from fastpg.ppo import PPO
 from fastpg.rollout import PlayerSettings
 from fastpg.train import RunState
@@ -71,6 +72,8 @@ def main():
     spec = config.policy()
     if args.checkpoint:
         check_fits(args.checkpoint, params, spec.parameters())  # an --inputs override may not fit them
+        # Training copies the weights into cache-line-aligned arrays (the workers' shared ones); so does this.
+        params = {name: aligned_copy(params[name], array.order) for name, array in spec.parameters().items()}
     else:
         params = spec.initial_parameters(config.seed)
     backend = TimedBackend(get_backend("cython", threads=args.threads))
