@@ -33,7 +33,9 @@ and its instances:
 - ``flush()``: finish an update still running (raising as ``update``);
 - ``discard()``: forget a batch abandoned part way;
 - ``arrays()`` and ``json_state()``: everything a checkpoint holds, so that a
-  resumed run continues exactly (valid after ``flush()``);
+  resumed run continues exactly (valid after ``flush()``). What they return
+  must stay as it is until the next ``update``: the training loop writes a
+  checkpoint in a thread while the next batch is observed;
 - ``last_stats``: None, or a dict of the statistics of the update that made
   the weights the workers play.
 """

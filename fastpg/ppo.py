@@ -28,10 +28,9 @@ The math is :mod:`fastpg.reference`'s ``ppo_loss``, ``adam_update``
 (``columns`` for the lazy step, from ``touched_columns``), ``gae``,
 ``softmax_kl`` and ``lagged_advantages``.
 """
-import threading
-
 import numpy as np
 
+from .background import Background
 from .constants import N_PIXELS
 from .divergence import check_finite
 from .lanes import LaneState, Segment
@@ -158,7 +157,7 @@ class PPO:
         for name, array in self.play_params.items():
             array[...] = self.params[name]
         self.pending_batch = state.updates
-        self.learning = _Background(self._learn, results, True)
+        self.learning = Background(self._learn, results, True, name="fastpg-update")
 
     def batch_sent(self):
         """Start the update readied by update(), now that the workers have their tasks (starting a thread
@@ -304,37 +303,6 @@ class PPO:
     def json_state(self):
         return {"adam_steps": self.adam_steps, "last_stats": self.last_stats, "learned_stats": self.learned_stats,
                 "lanes": [_lane_json(lane, 0 if lane.game is None else len(lane.game[0])) for lane in self.lanes]}
-
-
-class _Background:
-    """One call to run in a thread from start() on; result() waits for it and returns its value or raises its
-    exception.
-
-    The kernels release the GIL, so the call runs beside the workers' play.
-    """
-
-    def __init__(self, function, *args):
-        self._value = self._error = None
-
-        def run():
-            try:
-                self._value = function(*args)
-            except BaseException as exc:  # re-raised in the caller's thread
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name="fastpg-update", daemon=True)
-
-    def start(self):
-        """Start the call, unless it has started already."""
-        if self._thread.ident is None:
-            self._thread.start()
-
-    def result(self):
-        self.start()
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 def _lane_json(lane, emulator_bytes):

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from . import checkpoint
 from .algorithm import get_algorithm
+from .background import Background
 from .backends import get_backend
 from .config import Config, TrainingError, option_name
 from .constants import MAX_THREADS
@@ -142,9 +143,11 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
             if algorithm_class.task_unit == "segment":
                 progress.min_interval = SEGMENT_LINE_SECONDS  # batches take a fraction of a second
 
-            def save():
+            def save(run_state=None):
+                """Write the checkpoint of the run at state, or at run_state (a dict of an earlier state)."""
+                run_state = dataclasses.asdict(state) if run_state is None else run_state
                 checkpoint.save(run_dir, algorithm.arrays(), {"config": dataclasses.asdict(config),
-                                                              "backend": backend, **dataclasses.asdict(state),
+                                                              "backend": backend, **run_state,
                                                               "algorithm": algorithm.json_state()})
 
             if not resume:
@@ -314,45 +317,96 @@ class _Clock:
 
 def _loop(pool, algorithm, state, stop_rule, clock, metrics, progress, save, checkpoint_every, stop_requested,
           run_dir):
-    """Play and learn batch after batch until stop_rule or a stop request; returns True when interrupted."""
+    """Play and learn batch after batch until stop_rule or a stop request; returns True when interrupted.
+
+    A checkpoint due after a batch is written while the next batch plays (:class:`_PendingCheckpoint`), and
+    waited for before the next update.
+    """
     last_checkpoint = state.episodes
+    pending = None  # the checkpoint being written beside the batch in play
     tasks = []
-    while not stop_rule.reached(state):
-        tasks = algorithm.next_tasks(state)
-        steps, running, episodes = state.env_steps, state.running_reward, state.episodes
-        try:
-            for result in pool.play(tasks, should_stop=lambda: bool(stop_requested), sent=algorithm.batch_sent):
-                n_steps, finished = algorithm.observe(result)
-                for reward, length, step in finished:
-                    episodes += 1
-                    running = reward if running is None else RUNNING_DECAY * running + (1 - RUNNING_DECAY) * reward
-                    rate = clock.rate(steps + step)
-                    metrics.write(episodes, steps + step, reward, running, clock.seconds_before + clock.elapsed(),
-                                  rate, algorithm.last_stats)
-                    progress.episode(episodes, steps + step, length, reward, running, rate)
-                steps += n_steps
-        except StopRequested:
-            algorithm.discard()
-            _flush(algorithm, tasks, run_dir, last_checkpoint)
-            return True
-        try:
-            algorithm.update(state)
-        except NonFiniteArrays as exc:
-            raise _diverged(exc, tasks, run_dir, last_checkpoint) from None
-        state.episodes = episodes
-        state.env_steps, state.running_reward = steps, running
-        state.updates += 1
-        state.seconds = clock.seconds_before + clock.elapsed()
-        progress.batch(state.episodes, state.env_steps, running, clock.rate(steps), state.seconds)
-        if state.episodes - last_checkpoint >= checkpoint_every:
-            _flush(algorithm, tasks, run_dir, last_checkpoint)
-            save()
-            last_checkpoint = state.episodes
-        if stop_requested:
-            _flush(algorithm, tasks, run_dir, last_checkpoint)
-            return True
-    _flush(algorithm, tasks, run_dir, last_checkpoint)
-    return False
+
+    def sent():
+        algorithm.batch_sent()
+        if pending is not None:
+            pending.start()
+
+    try:
+        while not stop_rule.reached(state):
+            tasks = algorithm.next_tasks(state)
+            steps, running, episodes = state.env_steps, state.running_reward, state.episodes
+            try:
+                for result in pool.play(tasks, should_stop=lambda: bool(stop_requested), sent=sent):
+                    n_steps, finished = algorithm.observe(result)
+                    for reward, length, step in finished:
+                        episodes += 1
+                        running = reward if running is None else RUNNING_DECAY * running + (1 - RUNNING_DECAY) * reward
+                        rate = clock.rate(steps + step)
+                        metrics.write(episodes, steps + step, reward, running, clock.seconds_before + clock.elapsed(),
+                                      rate, algorithm.last_stats)
+                        progress.episode(episodes, steps + step, length, reward, running, rate)
+                    steps += n_steps
+            except StopRequested:
+                pending, last_checkpoint = None, _finish(pending, tasks, run_dir, last_checkpoint)
+                algorithm.discard()
+                _flush(algorithm, tasks, run_dir, last_checkpoint)
+                return True
+            pending, last_checkpoint = None, _finish(pending, tasks, run_dir, last_checkpoint)
+            try:
+                algorithm.update(state)
+            except NonFiniteArrays as exc:
+                raise _diverged(exc, tasks, run_dir, last_checkpoint) from None
+            state.episodes = episodes
+            state.env_steps, state.running_reward = steps, running
+            state.updates += 1
+            state.seconds = clock.seconds_before + clock.elapsed()
+            progress.batch(state.episodes, state.env_steps, running, clock.rate(steps), state.seconds)
+            if stop_requested:
+                _flush(algorithm, tasks, run_dir, last_checkpoint)
+                return True
+            if state.episodes - last_checkpoint >= checkpoint_every and not stop_rule.reached(state):
+                pending = _PendingCheckpoint(algorithm, save, state)  # (the run's last checkpoint follows the loop)
+        _flush(algorithm, tasks, run_dir, last_checkpoint)
+        return False
+    finally:
+        if pending is not None:  # an error ends the loop: still write this checkpoint (of a good earlier state);
+            # the error raised is the one that ended the loop
+            with contextlib.suppress(BaseException):
+                pending.wait()
+
+
+class _PendingCheckpoint:
+    """The checkpoint after a batch, written in a thread while the next batch plays.
+
+    It first waits for the update in flight (``flush``), then writes; neither needs the workers to wait, and
+    nothing it reads changes until the next update (the algorithm interface's contract). The run state is
+    copied when the checkpoint is due.
+    """
+
+    def __init__(self, algorithm, save, state):
+        self.episodes = state.episodes
+        run_state = dataclasses.asdict(state)
+        self._write = Background(lambda: (algorithm.flush(), save(run_state)), name="fastpg-checkpoint")
+
+    def start(self):
+        self._write.start()
+
+    def wait(self):
+        """Wait for the checkpoint to be written (writing it now if it has not started); raises as flush and
+        save do."""
+        self._write.result()
+
+
+def _finish(pending, tasks, run_dir, last_checkpoint):
+    """Wait for a pending checkpoint, if any; returns the episodes of the run's latest checkpoint on disk.
+    Divergence of the update it waited for becomes DivergedError, as in _flush."""
+    if pending is None:
+        return last_checkpoint
+    try:
+        pending.wait()
+    except NonFiniteArrays as exc:
+        raise _diverged(exc, tasks, run_dir, last_checkpoint) from None
+    return pending.episodes
 
 
 def _flush(algorithm, tasks, run_dir, last_checkpoint):

@@ -11,12 +11,14 @@ steps in all (10 updates, about a second), in which two episodes end after a few
 """
 import csv
 import functools
+import io
 import json
 import math
 import multiprocessing as mp
 import os
 import re
 import shutil
+import threading
 import time
 
 import numpy as np
@@ -29,7 +31,7 @@ from fastpg.lanes import LanePlayer, LaneState, Segment
 from fastpg.metrics import COLUMNS, EPISODE_COLUMNS, UPDATE_COLUMNS, MetricsLog
 from fastpg.ppo import PPO
 from fastpg.rollout import PlayerSettings
-from fastpg.train import RunState
+from fastpg.train import RunState, train
 
 from helpers import (TIMEOUT, assert_clean_error, episodes_played, expanded, fastpg_command, file_hashes,
                      load_arrays, load_state, metric_rows, run_fastpg, train_killing_a_worker)
@@ -350,6 +352,37 @@ def test_the_learners_arrays_and_the_workers_shared_weights_start_on_cache_lines
     for name, declared in spec.parameters().items():
         assert shared[name].ctypes.data % 64 == 0 and shared[name].shape == declared.shape, name
         assert shared[name].flags.f_contiguous if declared.order == "F" else shared[name].flags.c_contiguous
+
+
+def test_a_checkpoint_written_while_the_next_batch_plays_is_the_runs_state_after_its_batch(runs, monkeypatch):
+    """A periodic checkpoint is written in a thread beside the next batch (so the workers need not wait for it):
+    it still holds exactly what a run stopped after that batch holds, update in flight included."""
+    saved = []
+
+    def record(run_dir, arrays, state):
+        saved.append((threading.current_thread().name, {name: np.array(a) for name, a in arrays.items()},
+                      json.loads(json.dumps(state))))
+
+    monkeypatch.setattr(checkpoint, "save", record)
+    settings = {"algo": "ppo", "hidden": HIDDEN, "lanes": LANES, "segment_steps": SEGMENT}
+    train(settings, str(runs / "ppo-background-checkpoint"), max_steps=STEPS, workers=1, checkpoint_every=1,
+          progress_stream=io.StringIO())
+    beside = [(arrays, state) for thread, arrays, state in saved if thread == "fastpg-checkpoint"]
+    assert beside, "no checkpoint was written beside a batch"
+    assert all(thread == "MainThread" for thread, _, _ in saved[:1] + saved[-1:])  # the first and the last
+    arrays, state = beside[0]
+    assert 0 < state["updates"] < STEPS // BATCH_STEPS
+    monkeypatch.undo()
+    stopped = str(runs / "ppo-stopped-there")
+    run_ppo(stopped, *PPO_OPTIONS, "--max-steps", state["updates"] * BATCH_STEPS)
+    expected = load_arrays(stopped)
+    del expected["state"]  # the npz's copy of the state, compared below
+    assert sorted(arrays) == sorted(expected) and arrays["lane_emulators"].size
+    for name, array in expected.items():
+        np.testing.assert_array_equal(arrays[name], array, err_msg=name)
+    stopped_state = load_state(stopped)
+    for key in ("episodes", "env_steps", "updates", "running_reward", "algorithm"):
+        assert state[key] == stopped_state[key], key
 
 
 def test_kl_of_every_update_of_a_run_is_within_the_default_limit(ppo_run):
