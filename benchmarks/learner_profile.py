@@ -19,12 +19,11 @@ import time
 
 from fastpg.backends import get_backend
 from fastpg.checkpoint import check_fits
-from fastpg.cli import _load_run
 from fastpg.config import Config
 from fastpg.lanes import LanePlayer
-from fastpg.policy import aligned_copy
 from fastpg.ppo import PPO
 from fastpg.rollout import PlayerSettings
+from fastpg.saved_run import load_run
 from fastpg.train import RunState
 
 
@@ -62,7 +61,8 @@ def main():
     overrides = {name: getattr(args, name) for name in ("epochs", "minibatches", "inputs", "optimizer")
                  if getattr(args, name) is not None}
     if args.checkpoint:
-        params, _, _, config = _load_run(args.checkpoint)  # the weights, checked against the run's own settings
+        # The weights, checked against the run's own settings, cache-line aligned as training holds them.
+        params, _, _, config = load_run(args.checkpoint)
         if config.algo != "ppo":
             parser.error(f"--checkpoint: {args.checkpoint} is a {config.algo} run; this profiles the actor-critic")
         config = dataclasses.replace(config, policy_lag=0, **overrides)
@@ -72,8 +72,6 @@ def main():
     spec = config.policy()
     if args.checkpoint:
         check_fits(args.checkpoint, params, spec.parameters())  # an --inputs override may not fit them
-        # Training copies the weights into cache-line-aligned arrays (the workers' shared ones); so does this.
-        params = {name: aligned_copy(params[name], array.order) for name, array in spec.parameters().items()}
     else:
         params = spec.initial_parameters(config.seed)
     backend = TimedBackend(get_backend("cython", threads=args.threads))

@@ -26,10 +26,9 @@ def main():
     parser.add_argument("--batches", type=int, default=4, help="batches of 16 x 128 steps to play (default 4)")
     args = parser.parse_args()
     if args.run_dir:
-        from fastpg.cli import _load_run
+        from fastpg.saved_run import load_run
 
-        params, spec, state, config = _load_run(args.run_dir)
-        params = {name: np.array(array, order="F" if name == "W1" else "C") for name, array in params.items()}
+        params, spec, state, config = load_run(args.run_dir)  # laid out as the kernels want them
         env_id, seed = config.env, config.seed
     else:
         config = Config(algo="ppo", inputs=args.inputs)

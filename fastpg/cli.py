@@ -11,6 +11,7 @@ from . import __version__
 from .algorithm import ALGORITHMS
 from .backends import BACKENDS
 from .config import DEFAULTS, PRESETS, describe_preset, option_name, setting_help
+from .saved_run import load_run
 
 
 def default_workers():
@@ -115,19 +116,6 @@ def _one_line_errors(run):
     return wrapper
 
 
-def _load_run(path):
-    """(params, spec, state, config) of the checkpoint in a run directory or checkpoint.npz."""
-    from .checkpoint import check_fits, load
-    from .config import Config
-
-    arrays, state = load(path)
-    config = Config.of_checkpoint(state["config"], path)
-    spec = config.policy()  # the run's game rule and actions
-    params = {name: arrays[name] for name in spec.parameters() if name in arrays}
-    check_fits(path, params, spec.parameters())
-    return params, spec, state, config
-
-
 def _progress_bar(total, unit):
     """A tqdm bar on stderr when it is a terminal; a silent stand-in otherwise."""
     from tqdm import tqdm
@@ -160,7 +148,7 @@ def _run_eval(args):
     from .evaluate import evaluate, evaluate_random, format_summary, summarize
     from .games import game_profile
 
-    params, spec, state, config = _load_run(args.run)
+    params, spec, state, config = load_run(args.run)
     env_id = config.env
     if not 0 <= args.seed < 2**63:
         raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
@@ -221,7 +209,7 @@ def _run_video(args):
     from .viz import check_video_output, record_video
 
     check_video_output(args.output)
-    params, spec, state, config = _load_run(args.run)
+    params, spec, state, config = load_run(args.run)
     env_id = config.env
     if not 0 <= args.seed < 2**63:
         raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
@@ -293,7 +281,7 @@ def _run_weights(args):
 
     if args.neurons < 1:
         raise ValueError(f"--neurons must be at least 1, got {args.neurons}")
-    params, spec, state, config = _load_run(args.run)
+    params, spec, state, config = load_run(args.run)
     actions = chosen_actions(config.env, config.actions, config.algo)
     contrast = None if args.contrast is None else parse_action_names(args.contrast)
     output = output_weight(params, actions, contrast, game_profile(config.env).pair)

@@ -102,7 +102,7 @@ class PolicySpec(_NamedParameters):
     def initial_parameters(self, seed):
         """Xavier-style W1 ~ N(0,1)/sqrt(6400) and W2 ~ N(0,1)/sqrt(H), from the run's seed."""
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(INIT_SPAWN_KEY,)))
-        W1 = np.asfortranarray(rng.standard_normal((self.hidden, N_PIXELS)) / np.sqrt(N_PIXELS))
+        W1 = aligned_copy(rng.standard_normal((self.hidden, N_PIXELS)) / np.sqrt(N_PIXELS), "F")
         W2 = rng.standard_normal(self.hidden) / np.sqrt(self.hidden)
         return {"W1": W1, "W2": W2}
 
