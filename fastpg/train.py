@@ -352,10 +352,8 @@ def _loop(pool, algorithm, state, stop_rule, clock, metrics, progress, save, che
                 _flush(algorithm, tasks, run_dir, last_checkpoint)
                 return True
             pending, last_checkpoint = None, _finish(pending, tasks, run_dir, last_checkpoint)
-            try:
+            with _reported_as_divergence(tasks, run_dir, last_checkpoint):
                 algorithm.update(state)
-            except NonFiniteArrays as exc:
-                raise _diverged(exc, tasks, run_dir, last_checkpoint) from None
             state.episodes = episodes
             state.env_steps, state.running_reward = steps, running
             state.updates += 1
@@ -402,18 +400,23 @@ def _finish(pending, tasks, run_dir, last_checkpoint):
     Divergence of the update it waited for becomes DivergedError, as in _flush."""
     if pending is None:
         return last_checkpoint
-    try:
+    with _reported_as_divergence(tasks, run_dir, last_checkpoint):
         pending.wait()
-    except NonFiniteArrays as exc:
-        raise _diverged(exc, tasks, run_dir, last_checkpoint) from None
     return pending.episodes
 
 
 def _flush(algorithm, tasks, run_dir, last_checkpoint):
     """Finish the algorithm's update in flight (an overlapped one), as every checkpoint needs; divergence
     becomes DivergedError."""
-    try:
+    with _reported_as_divergence(tasks, run_dir, last_checkpoint):
         algorithm.flush()
+
+
+@contextlib.contextmanager
+def _reported_as_divergence(tasks, run_dir, last_checkpoint):
+    """Turn a NonFiniteArrays raised inside into the run's DivergedError (see _diverged)."""
+    try:
+        yield
     except NonFiniteArrays as exc:
         raise _diverged(exc, tasks, run_dir, last_checkpoint) from None
 
