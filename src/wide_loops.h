@@ -115,32 +115,51 @@ FASTPG_CLONES static void add_signed_columns(double *restrict h, const double *r
             h[j] += (double)signs[k] * W[(ptrdiff_t)indices[k] * H + j];
 }
 
-/* Columns are H contiguous doubles scattered over a matrix of 10 or 20 MB: the hardware prefetcher does not
- * guess the next one, so scatter_signed asks for the column PREFETCH_AHEAD places ahead while it works
- * on this one. Prefetching changes no arithmetic. (add_signed_columns reads its columns once per pass;
- * prefetching there measured slower.) */
-#define PREFETCH_AHEAD 2
-static inline void prefetch_column_for_writing(double *column, ptrdiff_t n)
+/* G[:8 * blocks] += signs[p] * (row rows[p] of D)[:8 * blocks] for p in order, with that slice of the
+ * column G held in registers across the pairs: each pair costs loads of its row of D and no stores. */
+static inline __attribute__((always_inline)) void scatter_pass(double *restrict G, const double *restrict D,
+                                                               ptrdiff_t row_stride, const int32_t *rows,
+                                                               const int8_t *signs, ptrdiff_t n_pairs, int blocks)
 {
-    for (ptrdiff_t byte = 0; byte < n * (ptrdiff_t)sizeof(double); byte += 64)
-        __builtin_prefetch((char *)column + byte, 1, 3);
+    fastpg_v8d acc[PASS_BLOCKS];
+    for (int b = 0; b < blocks; b++)
+        acc[b] = *(const fastpg_v8d *)(G + 8 * b);
+    for (ptrdiff_t p = 0; p < n_pairs; p++) {
+        const fastpg_v8d *row = (const fastpg_v8d *)(D + (ptrdiff_t)rows[p] * row_stride);
+        const double s = (double)signs[p];
+        const fastpg_v8d sign = {s, s, s, s, s, s, s, s};
+        for (int b = 0; b < blocks; b++)
+            acc[b] += row[b] * sign;
+    }
+    for (int b = 0; b < blocks; b++)
+        *(fastpg_v8d *)(G + 8 * b) = acc[b];
 }
 
-/* (column indices[k] of G)[:n] += signs[k] * d[:n] for k = 0 .. nnz - 1 in order (a column may
- * repeat); column c starts at G + c * stride. With n = stride = H this is a whole Fortran-ordered
- * (H, 6400) matrix like W above; a learner thread passes G and d offset to its slice of the hidden
- * units, and n the slice's length. */
-FASTPG_CLONES static void scatter_signed(double *restrict G, const double *restrict d, ptrdiff_t n,
-                                         ptrdiff_t stride, const int16_t *indices, const int8_t *signs,
-                                         ptrdiff_t nnz)
+/* The sparse part of a backward over a chunk of rows, one column at a time: for each q < n_columns,
+ * (column columns[q] of G)[:n] += signs[p] * (row rows[p] of D)[:n] for the pairs p in
+ * starts[q] .. starts[q + 1] - 1, in order. Column c starts at G + c * stride, row r at D + r * row_stride.
+ * When each column's pairs are in the order of its rows, every entry of G adds the same terms in the same
+ * order as a loop over the rows scattering into their columns, so the sums are bit for bit the same; but
+ * a column is loaded and stored once per chunk instead of once per row that lists it. A learner thread
+ * passes G and D offset to its slice of the hidden units, and n the slice's length. */
+FASTPG_CLONES static void scatter_columns(double *restrict G, ptrdiff_t n, ptrdiff_t stride,
+                                          const double *restrict D, ptrdiff_t row_stride,
+                                          const int32_t *columns, const int32_t *starts, ptrdiff_t n_columns,
+                                          const int32_t *rows, const int8_t *signs)
 {
-    for (ptrdiff_t k = 0; k < nnz; k++) {
-        double *column = G + (ptrdiff_t)indices[k] * stride;
-        const double s = (double)signs[k];
-        if (k + PREFETCH_AHEAD < nnz)
-            prefetch_column_for_writing(G + (ptrdiff_t)indices[k + PREFETCH_AHEAD] * stride, n);
-        for (ptrdiff_t j = 0; j < n; j++)
-            column[j] += d[j] * s;
+    for (ptrdiff_t q = 0; q < n_columns; q++) {
+        double *column = G + (ptrdiff_t)columns[q] * stride;
+        const int32_t *pair_rows = rows + starts[q];
+        const int8_t *pair_signs = signs + starts[q];
+        const ptrdiff_t n_pairs = starts[q + 1] - starts[q];
+        ptrdiff_t j = 0;
+        for (; j + 8 * PASS_BLOCKS <= n; j += 8 * PASS_BLOCKS)
+            scatter_pass(column + j, D + j, row_stride, pair_rows, pair_signs, n_pairs, PASS_BLOCKS);
+        for (; j + 8 <= n; j += 8)
+            scatter_pass(column + j, D + j, row_stride, pair_rows, pair_signs, n_pairs, 1);
+        for (; j < n; j++)
+            for (ptrdiff_t p = 0; p < n_pairs; p++)
+                column[j] += D[(ptrdiff_t)pair_rows[p] * row_stride + j] * (double)pair_signs[p];
     }
 }
 
