@@ -54,7 +54,7 @@ cdef enum:
     SCREEN_WIDTH = 2 * N_COLS  # an Atari screen's columns, every other one read
     INPUT_LIMIT = 1 << 15  # a record's int16 indices name fewer inputs than this
     ROW_CHUNK = 128  # ppo_backward's rows per pass of its two phases: their h and dh (400 KB) stay in L2; 128 and
-    # 256 rows timed alike, both 12 % faster than 64 (more of a column's entries share its one load and store)
+    # 256 rows timed alike, 9 % faster than 64 (more of a column's entries share its one load and store)
 
 
 cdef void* line_aligned(size_t size) noexcept nogil:
