@@ -40,7 +40,7 @@ cdef extern from "wide_loops.h" nogil:
                             const int8_t* signs, Py_ssize_t nnz)
     void scatter_columns(double* G, Py_ssize_t n, Py_ssize_t stride, const double* D, Py_ssize_t row_stride,
                          const int32_t* columns, const int32_t* starts, Py_ssize_t n_columns,
-                         const int32_t* rows, const int8_t* signs)
+                         const int16_t* rows, const int8_t* signs)
     enum: ROW_GROUP
     void group_heads(const double* W_pi, const double* b_pi, const double* w_v, double b_v, Py_ssize_t H,
                      Py_ssize_t A, const double* hs, Py_ssize_t n, double* logits, double* values)
@@ -732,7 +732,7 @@ cdef struct ChunkColumns:
     # entries are pairs starts[q] .. starts[q + 1] - 1, each a row of the chunk and a sign, in row order.
     int32_t* columns
     int32_t* starts
-    int32_t* rows
+    int16_t* rows  # a row of the chunk: fewer than ROW_CHUNK
     int8_t* signs
     int32_t* slot  # per input: its column's q in this chunk, or -1 (all -1 between chunks)
     Py_ssize_t n_columns
@@ -767,7 +767,7 @@ cdef void group_by_column(ChunkColumns* chunk, Py_ssize_t first, Py_ssize_t last
     for i in range(first, last):  # starts[q] walks forward as column q's entries are placed ...
         for e in range(off[rows[i]], off[rows[i] + 1]):
             q = chunk.slot[idx[e]]
-            chunk.rows[chunk.starts[q]] = <int32_t>(i - first)
+            chunk.rows[chunk.starts[q]] = <int16_t>(i - first)
             chunk.signs[chunk.starts[q]] = sgn[e]
             chunk.starts[q] += 1
     for q in range(n - 1, 0, -1):  # ... to where column q + 1's begin: shift them back
@@ -877,7 +877,7 @@ def ppo_backward(params, indices, signs, offsets, rows, choices, logp_old, advan
     cdef ChunkColumns chunk
     chunk.columns = <int32_t*>malloc(max(most_entries, 1) * sizeof(int32_t))
     chunk.starts = <int32_t*>malloc((most_entries + 1) * sizeof(int32_t))
-    chunk.rows = <int32_t*>malloc(max(most_entries, 1) * sizeof(int32_t))
+    chunk.rows = <int16_t*>malloc(max(most_entries, 1) * sizeof(int16_t))
     chunk.signs = <int8_t*>malloc(max(most_entries, 1) * sizeof(int8_t))
     chunk.slot = <int32_t*>malloc(net.n_inputs * sizeof(int32_t))
     if work == NULL or terms == NULL or chunk.columns == NULL or chunk.starts == NULL or chunk.rows == NULL \

@@ -76,63 +76,52 @@ static void group_heads(const double *W_pi, const double *b_pi, const double *w_
 typedef double fastpg_v8d __attribute__((vector_size(64), aligned(8)));
 #define PASS_BLOCKS 6
 
-/* h[:8 * blocks] += signs[k] * W[:8 * blocks, indices[k]] for k in order, with h held in registers
- * across the entries, so that each entry costs loads of its column and no stores (blocks is a
+/* h[:8 * blocks] += signs[k] * (W + indices[k] * stride)[:8 * blocks] for k in order, with h held in
+ * registers across the entries, so that each entry costs loads of its vector and no stores (blocks is a
  * constant once inlined, so the loops unroll and acc stays in registers). */
 static inline __attribute__((always_inline)) void add_signed_pass(double *restrict h, const double *restrict W,
-                                                                  ptrdiff_t H, const int16_t *indices,
+                                                                  ptrdiff_t stride, const int16_t *indices,
                                                                   const int8_t *signs, ptrdiff_t nnz, int blocks)
 {
     fastpg_v8d acc[PASS_BLOCKS];
     for (int b = 0; b < blocks; b++)
         acc[b] = *(const fastpg_v8d *)(h + 8 * b);
     for (ptrdiff_t k = 0; k < nnz; k++) {
-        const fastpg_v8d *column = (const fastpg_v8d *)(W + (ptrdiff_t)indices[k] * H);
+        const fastpg_v8d *vector = (const fastpg_v8d *)(W + (ptrdiff_t)indices[k] * stride);
         const double s = (double)signs[k];
         const fastpg_v8d sign = {s, s, s, s, s, s, s, s};
         for (int b = 0; b < blocks; b++)
-            acc[b] += sign * column[b];
+            acc[b] += sign * vector[b];
     }
     for (int b = 0; b < blocks; b++)
         *(fastpg_v8d *)(h + 8 * b) = acc[b];
 }
 
-/* h[:H] += signs[k] * (column indices[k] of W)[:H] for k = 0 .. nnz - 1 in order;
- * W is Fortran-ordered (H, n_inputs), so a column is H contiguous doubles. The hidden units go
+/* h[:n] += signs[k] * (W + indices[k] * stride)[:n] for k = 0 .. nnz - 1 in order. The n doubles go
  * in passes of 8 * PASS_BLOCKS, then of 8, then one by one: each h[j] still adds its terms in the
  * order of k, so the result is the same as one pass over all of h, but h stays in registers (the
  * learner's forwards ran 1.2-1.3 times faster here than when h was stored after every column). */
+static inline __attribute__((always_inline)) void add_signed_vectors(double *restrict h, const double *restrict W,
+                                                                     ptrdiff_t n, ptrdiff_t stride,
+                                                                     const int16_t *indices, const int8_t *signs,
+                                                                     ptrdiff_t nnz)
+{
+    ptrdiff_t j = 0;
+    for (; j + 8 * PASS_BLOCKS <= n; j += 8 * PASS_BLOCKS)
+        add_signed_pass(h + j, W + j, stride, indices, signs, nnz, PASS_BLOCKS);
+    for (; j + 8 <= n; j += 8)
+        add_signed_pass(h + j, W + j, stride, indices, signs, nnz, 1);
+    for (; j < n; j++)
+        for (ptrdiff_t k = 0; k < nnz; k++)
+            h[j] += (double)signs[k] * W[(ptrdiff_t)indices[k] * stride + j];
+}
+
+/* h[:H] += signs[k] * (column indices[k] of W)[:H] for k = 0 .. nnz - 1 in order: a row's hidden layer.
+ * W is Fortran-ordered (H, n_inputs), so a column is H contiguous doubles. */
 FASTPG_CLONES static void add_signed_columns(double *restrict h, const double *restrict W, ptrdiff_t H,
                                              const int16_t *indices, const int8_t *signs, ptrdiff_t nnz)
 {
-    ptrdiff_t j = 0;
-    for (; j + 8 * PASS_BLOCKS <= H; j += 8 * PASS_BLOCKS)
-        add_signed_pass(h + j, W + j, H, indices, signs, nnz, PASS_BLOCKS);
-    for (; j + 8 <= H; j += 8)
-        add_signed_pass(h + j, W + j, H, indices, signs, nnz, 1);
-    for (; j < H; j++)
-        for (ptrdiff_t k = 0; k < nnz; k++)
-            h[j] += (double)signs[k] * W[(ptrdiff_t)indices[k] * H + j];
-}
-
-/* G[:8 * blocks] += signs[p] * (row rows[p] of D)[:8 * blocks] for p in order, with that slice of the
- * column G held in registers across the pairs: each pair costs loads of its row of D and no stores. */
-static inline __attribute__((always_inline)) void scatter_pass(double *restrict G, const double *restrict D,
-                                                               ptrdiff_t row_stride, const int32_t *rows,
-                                                               const int8_t *signs, ptrdiff_t n_pairs, int blocks)
-{
-    fastpg_v8d acc[PASS_BLOCKS];
-    for (int b = 0; b < blocks; b++)
-        acc[b] = *(const fastpg_v8d *)(G + 8 * b);
-    for (ptrdiff_t p = 0; p < n_pairs; p++) {
-        const fastpg_v8d *row = (const fastpg_v8d *)(D + (ptrdiff_t)rows[p] * row_stride);
-        const double s = (double)signs[p];
-        const fastpg_v8d sign = {s, s, s, s, s, s, s, s};
-        for (int b = 0; b < blocks; b++)
-            acc[b] += row[b] * sign;
-    }
-    for (int b = 0; b < blocks; b++)
-        *(fastpg_v8d *)(G + 8 * b) = acc[b];
+    add_signed_vectors(h, W, H, H, indices, signs, nnz);
 }
 
 /* The sparse part of a backward over a chunk of rows, one column at a time: for each q < n_columns,
@@ -145,22 +134,11 @@ static inline __attribute__((always_inline)) void scatter_pass(double *restrict 
 FASTPG_CLONES static void scatter_columns(double *restrict G, ptrdiff_t n, ptrdiff_t stride,
                                           const double *restrict D, ptrdiff_t row_stride,
                                           const int32_t *columns, const int32_t *starts, ptrdiff_t n_columns,
-                                          const int32_t *rows, const int8_t *signs)
+                                          const int16_t *rows, const int8_t *signs)
 {
-    for (ptrdiff_t q = 0; q < n_columns; q++) {
-        double *column = G + (ptrdiff_t)columns[q] * stride;
-        const int32_t *pair_rows = rows + starts[q];
-        const int8_t *pair_signs = signs + starts[q];
-        const ptrdiff_t n_pairs = starts[q + 1] - starts[q];
-        ptrdiff_t j = 0;
-        for (; j + 8 * PASS_BLOCKS <= n; j += 8 * PASS_BLOCKS)
-            scatter_pass(column + j, D + j, row_stride, pair_rows, pair_signs, n_pairs, PASS_BLOCKS);
-        for (; j + 8 <= n; j += 8)
-            scatter_pass(column + j, D + j, row_stride, pair_rows, pair_signs, n_pairs, 1);
-        for (; j < n; j++)
-            for (ptrdiff_t p = 0; p < n_pairs; p++)
-                column[j] += D[(ptrdiff_t)pair_rows[p] * row_stride + j] * (double)pair_signs[p];
-    }
+    for (ptrdiff_t q = 0; q < n_columns; q++)
+        add_signed_vectors(G + (ptrdiff_t)columns[q] * stride, D, n, row_stride, rows + starts[q], signs + starts[q],
+                           starts[q + 1] - starts[q]);
 }
 
 #endif
