@@ -772,8 +772,7 @@ cdef void group_by_column(ChunkColumns* chunk, Py_ssize_t first, Py_ssize_t last
             chunk.starts[q] += 1
     for q in range(n - 1, 0, -1):  # ... to where column q + 1's begin: shift them back
         chunk.starts[q] = chunk.starts[q - 1]
-    if n:
-        chunk.starts[0] = 0
+    chunk.starts[0] = 0
     for q in range(n):
         chunk.slot[chunk.columns[q]] = -1
     chunk.n_columns = n
