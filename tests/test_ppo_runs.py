@@ -18,6 +18,7 @@ import multiprocessing as mp
 import os
 import re
 import shutil
+import signal
 import threading
 import time
 
@@ -383,6 +384,26 @@ def test_a_checkpoint_written_while_the_next_batch_plays_is_the_runs_state_after
     stopped_state = load_state(stopped)
     for key in ("episodes", "env_steps", "updates", "running_reward", "algorithm"):
         assert state[key] == stopped_state[key], key
+
+
+def test_a_stop_right_after_a_checkpoint_written_beside_a_batch_does_not_write_it_again(runs, monkeypatch):
+    """Ctrl-C while the batch after a periodic checkpoint plays discards that batch, so the run's state is the one
+    the checkpoint holds: the stop writes nothing more (it used to write the same 80 MB again)."""
+    saved = []
+
+    def record(run_dir, arrays, state):
+        saved.append((threading.current_thread().name, json.loads(json.dumps(state))))
+        if threading.current_thread().name == "fastpg-checkpoint":
+            signal.raise_signal(signal.SIGINT)  # the run's handler asks it to stop, as Ctrl-C does
+
+    monkeypatch.setattr(checkpoint, "save", record)
+    settings = {"algo": "ppo", "hidden": HIDDEN, "lanes": LANES, "segment_steps": SEGMENT}
+    outcome = train(settings, str(runs / "ppo-stop-after-checkpoint"), max_steps=STEPS, workers=1,
+                    checkpoint_every=1, progress_stream=io.StringIO())
+    assert outcome.interrupted
+    threads = [thread for thread, _ in saved]
+    assert threads == ["MainThread", "fastpg-checkpoint"], threads  # the run's start, then the one beside a batch
+    assert 0 < saved[-1][1]["updates"] == outcome.state.updates < STEPS // BATCH_STEPS
 
 
 def test_kl_of_every_update_of_a_run_is_within_the_default_limit(ppo_run):
