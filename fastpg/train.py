@@ -143,18 +143,19 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
             if algorithm_class.task_unit == "segment":
                 progress.min_interval = SEGMENT_LINE_SECONDS  # batches take a fraction of a second
 
-            written = []  # the run state of the latest checkpoint written
+            last_written = None  # the run state of the latest checkpoint written
 
             def save(run_state=None):
                 """Write the checkpoint of the run at state, or at run_state (a dict of an earlier state), unless
                 the latest checkpoint holds that very state (a stop right after a pending checkpoint)."""
+                nonlocal last_written
                 run_state = dataclasses.asdict(state) if run_state is None else run_state
-                if written and written[-1] == run_state:  # the arrays change only with the state's updates
+                if run_state == last_written:  # the arrays change only with the state's updates
                     return
                 checkpoint.save(run_dir, algorithm.arrays(), {"config": dataclasses.asdict(config),
                                                               "backend": backend, **run_state,
                                                               "algorithm": algorithm.json_state()})
-                written[:] = [run_state]
+                last_written = run_state
 
             if not resume:
                 save()  # before metrics.csv: a run with metrics always has a checkpoint to resume from
