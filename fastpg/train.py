@@ -22,6 +22,7 @@ from .divergence import NonFiniteArrays
 from .games import action_names, game_profile
 from .metrics import MetricsLog
 from .progress import Progress
+from .reference import linear_decay
 from .rollout import PlayerSettings
 from .scheduler import StopRequested
 from .workers import WorkerPool
@@ -139,7 +140,7 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
             algorithm = algorithm_class(config, spec, pool.params, arrays, backend_impl, saved_json)
             _note_idle_workers(pool.n_workers, len(algorithm.next_tasks(state)), progress)
             progress.message(describe_game(config.env, spec.actions))
-            _note_schedules(config, progress)
+            _note_schedules(config, stop_rule.max_steps, progress)
             if algorithm_class.task_unit == "segment":
                 progress.min_interval = SEGMENT_LINE_SECONDS  # batches take a fraction of a second
 
@@ -279,12 +280,17 @@ def _note_idle_workers(n_workers, tasks_per_batch, progress):
                          "(it changes the algorithm: README, 'Solving Pong')")
 
 
-def _note_schedules(config, progress):
-    """Say when the learning rate and the entropy weight fall to 0."""
+def _note_schedules(config, max_steps, progress):
+    """Say when the learning rate and the entropy weight fall to 0, and where --max-steps stops the run first."""
     if config.lr_decay_steps:
-        progress.message(f"learning rate {config.learning_rate:g}, falling linearly to 0 at "
-                         f"{config.lr_decay_steps:,} env steps, where training stops (--lr-decay-steps; "
-                         "0 keeps it constant)")
+        rate = (f"learning rate {config.learning_rate:g}, falling linearly to 0 at {config.lr_decay_steps:,} env steps")
+        flag = "(--lr-decay-steps; 0 keeps it constant)"
+        if max_steps is not None and max_steps < config.lr_decay_steps:
+            at_stop = linear_decay(config.learning_rate, max_steps, config.lr_decay_steps)
+            progress.message(f"{rate} {flag}; training stops before that, at about {max_steps:,} (--max-steps), "
+                             f"with the rate at {at_stop:.3g}")
+        else:
+            progress.message(f"{rate}, where training stops {flag}")
     if config.ent_decay_steps:
         progress.message(f"entropy weight {config.ent_coef:g}, falling linearly to 0 at "
                          f"{config.ent_decay_steps:,} env steps (--ent-decay-steps)")

@@ -159,7 +159,10 @@ def test_lazy_adam_runs_the_same_on_two_workers_on_numpy_and_resumed(runs):
     run_ppo(one, *options, "--max-steps", 4 * BATCH_STEPS)
     run_ppo(two, *options, "--max-steps", 4 * BATCH_STEPS, workers=2)
     run_ppo(twin, *options, "--max-steps", 4 * BATCH_STEPS, "--backend", "numpy")
-    run_ppo(resumed, *options, "--max-steps", 2 * BATCH_STEPS)
+    cut_short = run_ppo(resumed, *options, "--max-steps", 2 * BATCH_STEPS)
+    assert (f"falling linearly to 0 at {3 * BATCH_STEPS:,} env steps (--lr-decay-steps; 0 keeps it constant); "
+            f"training stops before that, at about {2 * BATCH_STEPS:,} (--max-steps), with the rate at 0.000333"
+            in cut_short.stderr)
     run_ppo(resumed, "--resume", "--max-steps", 4 * BATCH_STEPS, workers=2)
     assert_same_run(two, one)
     assert_same_run(resumed, one)
@@ -555,7 +558,10 @@ def test_a_decaying_run_resumes_exactly_on_two_workers_and_stops_where_the_rate_
     assert load_state(straight)["config"]["lr_decay_steps"] == 3 * BATCH_STEPS
     assert load_state(straight)["config"]["ent_decay_steps"] == 2 * BATCH_STEPS
     resumed = str(runs / "ppo-decay-resumed")
-    run_ppo(resumed, *options, "--max-steps", 2 * BATCH_STEPS)
+    cut_short = run_ppo(resumed, *options, "--max-steps", 2 * BATCH_STEPS)
+    assert (f"falling linearly to 0 at {3 * BATCH_STEPS:,} env steps (--lr-decay-steps; 0 keeps it constant); "
+            f"training stops before that, at about {2 * BATCH_STEPS:,} (--max-steps), with the rate at 0.000333"
+            in cut_short.stderr)
     run_ppo(resumed, "--resume", "--max-steps", 4 * BATCH_STEPS, workers=2)  # stops at 3 batches all the same
     assert_same_run(resumed, straight)
     before = file_hashes(resumed)
