@@ -74,12 +74,12 @@ def bare_loop(env_id, n_steps, actions, seed=0, screen="rgb"):
     return steps / (time.perf_counter() - start), (time.process_time() - cpu_start) / steps
 
 
-def bare_pair(env_id, n_steps, actions, screen):
-    """Two bare loops at once, one per process (seeds 0 and 1): (summed steps/s, mean CPU seconds per step)."""
+def bare_together(env_id, n_steps, actions, screen, n=2):
+    """n bare loops at once, one per process (seeds 0 ... n - 1): (summed steps/s, mean CPU seconds per step)."""
     import multiprocessing
 
-    with multiprocessing.get_context("fork").Pool(2) as pool:
-        results = pool.starmap(bare_loop, [(env_id, n_steps, actions, seed, screen) for seed in (0, 1)])
+    with multiprocessing.get_context("fork").Pool(n) as pool:
+        results = pool.starmap(bare_loop, [(env_id, n_steps, actions, seed, screen) for seed in range(n)])
     return sum(rate for rate, _ in results), statistics.mean(cpu for _, cpu in results)
 
 
@@ -191,7 +191,7 @@ def main():
     for _ in range(args.repeats):
         for key, setting in configs.items():
             if key == "bare2":
-                rate, cpu_per_step = bare_pair(args.env, args.steps, actions, screen="palette")
+                rate, cpu_per_step = bare_together(args.env, args.steps, actions, screen="palette")
             elif setting is None:
                 rate, cpu_per_step = bare_loop(args.env, args.steps, actions, screen="palette" if ppo else "rgb")
             else:
