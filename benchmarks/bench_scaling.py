@@ -123,7 +123,7 @@ def main():
     parser.add_argument("--steps-per-worker", type=int, default=60_000,
                         help=f"env steps each training measurement plays per worker (at least {MIN_TRAIN_STEPS:,} "
                              "in all; default 60,000)")
-    parser.add_argument("--bare-steps", type=int, default=20_000, help="env steps each bare loop plays (default 20,000)")
+    parser.add_argument("--bare-steps", type=int, default=60_000, help="env steps each bare loop plays (default 60,000)")
     parser.add_argument("--learner-threads", type=int, default=1, help="the learner's threads in every run (default 1)")
     parser.add_argument("--json", help="also write the raw numbers here")
     parser.add_argument("--plot", help="draw the speed-ups into this image file")

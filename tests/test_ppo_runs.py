@@ -159,10 +159,7 @@ def test_lazy_adam_runs_the_same_on_two_workers_on_numpy_and_resumed(runs):
     run_ppo(one, *options, "--max-steps", 4 * BATCH_STEPS)
     run_ppo(two, *options, "--max-steps", 4 * BATCH_STEPS, workers=2)
     run_ppo(twin, *options, "--max-steps", 4 * BATCH_STEPS, "--backend", "numpy")
-    cut_short = run_ppo(resumed, *options, "--max-steps", 2 * BATCH_STEPS)
-    assert (f"falling linearly to 0 at {3 * BATCH_STEPS:,} env steps (--lr-decay-steps; 0 keeps it constant); "
-            f"training stops before that, at about {2 * BATCH_STEPS:,} (--max-steps), with the rate at 0.000333"
-            in cut_short.stderr)
+    run_ppo(resumed, *options, "--max-steps", 2 * BATCH_STEPS)
     run_ppo(resumed, "--resume", "--max-steps", 4 * BATCH_STEPS, workers=2)
     assert_same_run(two, one)
     assert_same_run(resumed, one)
