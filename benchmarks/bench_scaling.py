@@ -114,6 +114,13 @@ def plot(medians, counts, path, title):
     fig.savefig(path, dpi=120)
 
 
+def windows_below_half(windows, args):
+    """The worker counts whose training measurement timed under half of the env steps it played."""
+    counts = args.workers * args.repeats
+    return sorted({w for w, window in zip(counts, windows) if window < train_steps(w, args.steps_per_worker) / 2})
+
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="ALE/Pong-v5")
@@ -148,12 +155,6 @@ def main():
             json.dump({"settings": vars(args), "machine": machine, "rates": rates, "medians": medians}, f, indent=2)
     if args.plot:
         plot(medians, args.workers, args.plot, f"{args.env}, {machine}, --learner-threads {args.learner_threads}")
-
-
-def windows_below_half(windows, args):
-    """The worker counts whose training measurement timed under half of the env steps it played."""
-    counts = args.workers * args.repeats
-    return sorted({w for w, window in zip(counts, windows) if window < train_steps(w, args.steps_per_worker) / 2})
 
 
 if __name__ == "__main__":

@@ -283,7 +283,7 @@ def _note_idle_workers(n_workers, tasks_per_batch, progress):
 def _note_schedules(config, max_steps, progress):
     """Say when the learning rate and the entropy weight fall to 0, and where --max-steps stops the run first."""
     if config.lr_decay_steps:
-        rate = (f"learning rate {config.learning_rate:g}, falling linearly to 0 at {config.lr_decay_steps:,} env steps")
+        rate = f"learning rate {config.learning_rate:g}, falling linearly to 0 at {config.lr_decay_steps:,} env steps"
         flag = "(--lr-decay-steps; 0 keeps it constant)"
         if max_steps is not None and max_steps < config.lr_decay_steps:
             at_stop = linear_decay(config.learning_rate, max_steps, config.lr_decay_steps)
