@@ -120,7 +120,6 @@ def windows_below_half(windows, args):
     return sorted({w for w, window in zip(counts, windows) if window < train_steps(w, args.steps_per_worker) / 2})
 
 
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="ALE/Pong-v5")
