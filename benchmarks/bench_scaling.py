@@ -63,17 +63,18 @@ def train_steps(workers, per_worker):
 
 
 def measure(args):
-    """{'train': {W: [steps/s per round]}, 'bare': {...}, 'windows': [...]}, rounds interleaved over W."""
+    """{'train': {W: [steps/s per round]}, 'bare': {...}, 'windows': {W: [env steps timed per round]}}, rounds
+    interleaved over W."""
     actions = resolve_actions(args.env, None, "ppo")
     settings = ["--learner-threads", str(args.learner_threads)]
     rates = {"train": {w: [] for w in args.workers}, "bare": {w: [] for w in args.workers}}
-    windows = []
+    windows = {w: [] for w in args.workers}
     for round_ in range(args.repeats):
         for w in args.workers:
             rate, _, window = train_rate(args.env, train_steps(w, args.steps_per_worker), w, "cython", "ppo",
                                          *settings)
             rates["train"][w].append(rate)
-            windows.append(window)
+            windows[w].append(window)
             rates["bare"][w].append(bare_together(args.env, args.bare_steps, actions, "palette", n=w)[0])
             print(f"round {round_ + 1}, {w} workers: train {rate:,.0f} env steps/s, "
                   f"{w} bare loops {rates['bare'][w][-1]:,.0f}", flush=True)
@@ -114,10 +115,10 @@ def plot(medians, counts, path, title):
     fig.savefig(path, dpi=120)
 
 
-def windows_below_half(windows, args):
-    """The worker counts whose training measurement timed under half of the env steps it played."""
-    counts = args.workers * args.repeats
-    return sorted({w for w, window in zip(counts, windows) if window < train_steps(w, args.steps_per_worker) / 2})
+def windows_below_half(windows, steps_per_worker):
+    """The worker counts (windows: W -> env steps timed per round) whose training measurements timed under half
+    of the env steps they played."""
+    return sorted(w for w, timed in windows.items() if min(timed) < train_steps(w, steps_per_worker) / 2)
 
 
 def main():
@@ -145,7 +146,7 @@ def main():
     print(f"\n{args.env}, fastpg train at the actor-critic's defaults, --learner-threads {args.learner_threads}, "
           f"median of {args.repeats} interleaved rounds, {machine}\n")
     print(table(medians, args.workers))
-    short = windows_below_half(rates["windows"], args)
+    short = windows_below_half(rates["windows"], args.steps_per_worker)
     if short:
         print(f"\nSome training measurements timed under half their env steps (worker counts {short}): "
               "raise --steps-per-worker for steadier rates.")

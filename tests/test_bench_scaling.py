@@ -3,7 +3,6 @@ import argparse
 import os
 import subprocess
 import sys
-import types
 
 import pytest
 
@@ -39,11 +38,10 @@ def test_the_table_divides_by_one_worker_and_by_the_bare_loops():
 
 
 def test_short_windows_are_named_by_their_worker_count():
-    args = types.SimpleNamespace(workers=[1, 2], repeats=2, steps_per_worker=100_000)
-    # rounds interleave the counts: 1, 2, 1, 2; the second measurement of 2 workers timed too little
-    windows = [100_000, 150_000, 100_000, 90_000]
-    assert bench_scaling.windows_below_half(windows, args) == [2]
-    assert bench_scaling.windows_below_half([100_000, 150_000, 100_000, 150_000], args) == []
+    # the second measurement of 2 workers timed too little of its 200,000 env steps
+    windows = {1: [100_000, 100_000], 2: [150_000, 90_000]}
+    assert bench_scaling.windows_below_half(windows, 100_000) == [2]
+    assert bench_scaling.windows_below_half({1: [100_000, 100_000], 2: [150_000, 150_000]}, 100_000) == []
 
 
 def test_bad_arguments_stop_the_script_with_one_line():
