@@ -5,6 +5,8 @@ An algorithm class ``A`` provides:
 - ``A.name``: what ``--algo`` and the run's config call it;
 - ``A.task_unit``: what a worker plays per task, ``"episode"`` (an episode
   index) or ``"segment"`` (a :class:`fastpg.lanes.Segment`);
+- ``A.reports_updates``: whether its instances report each update's
+  statistics (``take_finished_updates``), which training logs to updates.csv;
 - ``A.episodes_per_batch(config)``: episodes per update, or None when a
   batch is not made of whole episodes;
 - ``A.state_arrays(spec, config=None)``: name -> :class:`fastpg.policy.ArraySpec`
@@ -38,6 +40,12 @@ and its instances:
   checkpoint in a thread while the next batch is observed;
 - ``last_stats``: None, or a dict of the statistics of the update that made
   the weights the workers play.
+- with ``reports_updates``, ``take_finished_updates()``: [(update number,
+  env steps played when its batch ended, statistics dict)] of the updates
+  finished since the last call, oldest first (numbered from 1, as
+  ``run_state.updates`` counts them); and
+  ``json_state()["learned_stats"]``: the statistics of the checkpoint's
+  latest update.
 """
 from .ppo import PPO
 from .reinforce import Reinforce

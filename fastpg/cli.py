@@ -238,7 +238,7 @@ def _add_plot_parser(subparsers):
     p.add_argument("-o", "--output", required=True, help="the image file (.png, .svg or .pdf)")
     p.add_argument("--updates", action="store_true",
                    help="add a row of the actor-critic's update statistics (KL, entropy, value loss, explained "
-                        "variance) against environment steps")
+                        "variance) against environment steps, every update's from the run's updates.csv")
     p.set_defaults(func=_run_plot)
 
 

@@ -28,6 +28,8 @@ The math is :mod:`fastpg.reference`'s ``ppo_loss``, ``adam_update``
 (``columns`` for the lazy step, from ``touched_columns``), ``gae``,
 ``softmax_kl`` and ``lagged_advantages``.
 """
+import collections
+
 import numpy as np
 
 from .background import Background
@@ -48,6 +50,7 @@ class PPO:
 
     name = "ppo"
     task_unit = "segment"
+    reports_updates = True
 
     @staticmethod
     def episodes_per_batch(config):
@@ -81,6 +84,10 @@ class PPO:
         # The update columns of the metrics: the statistics of the update that made the weights being played.
         self.last_stats = saved.get("last_stats")  # a resumed run logs them as if never stopped
         self.learned_stats = saved.get("learned_stats", self.last_stats)  # of the learner's weights
+        # (update number, env steps when its batch ended, statistics) of each update finished since
+        # take_finished_updates() last emptied it; flush() may add to it from a checkpoint's thread.
+        self.finished = collections.deque()
+        self.pending_steps = 0  # with lag, the env steps when the batch of the update in flight ended
 
     # --- class-level declarations ---
 
@@ -147,16 +154,18 @@ class PPO:
         """
         results, self.results = self.results, []
         self.lanes = [r["state"] for r in results]
+        steps_after = state.env_steps + sum(len(r["rewards"]) for r in results)
         if not self.lagged:
             self.last_stats, finite = self._learn(results, False)
             self.learned_stats = self.last_stats
+            self.finished.append((state.updates + 1, steps_after, self.last_stats))
             self._check(state.updates, finite)
             return
         self.flush()
         self.last_stats = self.learned_stats
         for name, array in self.play_params.items():
             array[...] = self.params[name]
-        self.pending_batch = state.updates
+        self.pending_batch, self.pending_steps = state.updates, steps_after
         self.learning = Background(self._learn, results, True, name="fastpg-update")
 
     def batch_sent(self):
@@ -174,7 +183,16 @@ class PPO:
             return
         learning, self.learning = self.learning, None
         self.learned_stats, finite = learning.result()
+        self.finished.append((self.pending_batch + 1, self.pending_steps, self.learned_stats))
         self._check(self.pending_batch, finite)
+
+    def take_finished_updates(self):
+        """[(update number, env steps when its batch ended, its statistics)] of the updates finished since
+        the last call, oldest first."""
+        taken = []
+        while self.finished:
+            taken.append(self.finished.popleft())
+        return taken
 
     def _check(self, batch, finite):
         """Raise NonFiniteArrays for a non-finite weight or moment, unless the update knows it left none."""
@@ -257,7 +275,8 @@ class PPO:
             finite = False  # the line search's own arithmetic: check its weights
         return {"kl": kl, "entropy": stats["entropy"], "value_loss": stats["value_loss"],
                 "explained_variance": explained, "clip_fraction": stats["clip_fraction"],
-                "epochs": c.epochs, "step_fraction": fraction}, finite
+                "epochs": c.epochs, "step_fraction": fraction,
+                "learning_rate": learning_rate, "ent_coef": ent_coef}, finite
 
     def _kl(self, record, rows, old_logits, buffer):
         values = np.zeros(len(buffer))

@@ -22,6 +22,7 @@ class Reinforce:
 
     name = "reinforce"
     task_unit = "episode"
+    reports_updates = False  # no statistics per update: no updates.csv
     last_stats = None
 
     def __init__(self, config, spec, parameters, caches, backend, saved=None):

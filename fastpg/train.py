@@ -20,7 +20,7 @@ from .config import Config, TrainingError, option_name
 from .constants import MAX_THREADS
 from .divergence import NonFiniteArrays
 from .games import action_names, game_profile
-from .metrics import MetricsLog
+from .metrics import MetricsLog, UpdateLog
 from .progress import Progress
 from .reference import linear_decay
 from .rollout import PlayerSettings
@@ -131,7 +131,7 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
     algorithm_class = get_algorithm(config.algo)
     with _stop_requests() as stop_requested:
         progress = Progress(state.episodes, state.env_steps, episodes, stop_rule.steps_limit(), stream=progress_stream)
-        pool = metrics = None
+        pool = metrics = updates = None
         try:
             pool = make_pool(PlayerSettings(spec, config.env, backend, config.seed, unit=algorithm_class.task_unit),
                              progress.message)
@@ -161,16 +161,36 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
             if not resume:
                 save()  # before metrics.csv: a run with metrics always has a checkpoint to resume from
             metrics = MetricsLog(os.path.join(run_dir, "metrics.csv"), keep_episodes=state.episodes if resume else None)
+            updates = _update_log(algorithm_class, run_dir, state, resume, saved_json)
+
+            def log_updates():
+                if updates is not None:
+                    for row in algorithm.take_finished_updates():
+                        updates.write(*row)
+
             clock = _Clock(state)
             interrupted = _loop(pool, algorithm, state, stop_rule, clock, metrics, progress, save,
-                                checkpoint_every, stop_requested, run_dir)
+                                checkpoint_every, stop_requested, run_dir, log_updates)
+            log_updates()
             save()
         finally:
-            for closeable in (pool, metrics, progress):
+            for closeable in (pool, metrics, updates, progress):
                 if closeable is not None:
                     closeable.close()
     _print_summary(state, interrupted, clock, pool.replays, algorithm_class.task_unit, run_dir, progress.stream)
     return TrainingOutcome(state, interrupted)
+
+
+def _update_log(algorithm_class, run_dir, state, resume, saved_json):
+    """The run's updates.csv log (None for an algorithm that does not report its updates); on resume,
+    saved_json is the algorithm's state in the checkpoint."""
+    if not algorithm_class.reports_updates:
+        return None
+    path = os.path.join(run_dir, "updates.csv")
+    if not resume:
+        return UpdateLog(path)
+    return UpdateLog(path, keep_updates=state.updates, checkpoint_env_steps=state.env_steps,
+                     checkpoint_stats=(saved_json or {}).get("learned_stats"))
 
 
 def _check_options(stop_rule, workers, checkpoint_every, ray_address, learner_threads):
@@ -329,8 +349,9 @@ class _Clock:
 
 
 def _loop(pool, algorithm, state, stop_rule, clock, metrics, progress, save, checkpoint_every, stop_requested,
-          run_dir):
+          run_dir, log_updates):
     """Play and learn batch after batch until stop_rule or a stop request; returns True when interrupted.
+    log_updates() logs the updates finished so far (the caller logs the last after the loop's final flush).
 
     A checkpoint due after a batch is written while the next batch plays (:class:`_PendingCheckpoint`), and
     waited for before the next update.
@@ -371,6 +392,7 @@ def _loop(pool, algorithm, state, stop_rule, clock, metrics, progress, save, che
             state.env_steps, state.running_reward = steps, running
             state.updates += 1
             state.seconds = clock.seconds_before + clock.elapsed()
+            log_updates()
             progress.batch(state.episodes, state.env_steps, running, clock.rate(steps), state.seconds)
             if stop_requested:
                 _flush(algorithm, tasks, run_dir, last_checkpoint)

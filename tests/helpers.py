@@ -187,6 +187,12 @@ def metric_rows(run_dir):
         return list(csv.DictReader(f))
 
 
+def update_rows(run_dir):
+    """updates.csv's rows as dicts of strings."""
+    with open(os.path.join(run_dir, "updates.csv"), newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def episodes_played(rows):
     """What a run played, whatever its speed: (episode, env_steps, reward, running_reward) per row."""
     return [(row["episode"], row["env_steps"], row["reward"], row["running_reward"]) for row in rows]

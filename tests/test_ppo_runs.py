@@ -4,7 +4,8 @@ The arrays a run ends with depend only on its seed and settings: one or two work
 worker or a resume give the very same checkpoint (parameters, Adam's moments and the lanes'
 emulators, screens and frames), the numpy backend the same to float rounding. An update never
 moves the policy past --max-kl. Bad settings are one-line errors. A PPO checkpoint is read by
-checkpoint.load, eval and video; its metrics.csv carries the update columns.
+checkpoint.load, eval and video; its metrics.csv carries the update columns, and its updates.csv
+every update's statistics.
 
 The runs are tiny: 16 hidden units, 2 lanes of 128-step segments (a batch is 256 steps), 2,560
 steps in all (10 updates, about a second), in which two episodes end after a few updates.
@@ -29,13 +30,13 @@ from fastpg import checkpoint, metrics, reference, workers
 from fastpg.backends import densify, get_backend
 from fastpg.config import Config
 from fastpg.lanes import LanePlayer, LaneState, Segment
-from fastpg.metrics import COLUMNS, EPISODE_COLUMNS, UPDATE_COLUMNS, MetricsLog
+from fastpg.metrics import COLUMNS, EPISODE_COLUMNS, UPDATE_COLUMNS, UPDATE_LOG_COLUMNS, MetricsLog, UpdateLog
 from fastpg.ppo import PPO
 from fastpg.rollout import PlayerSettings
 from fastpg.train import RunState, train
 
 from helpers import (TIMEOUT, assert_clean_error, episodes_played, expanded, fastpg_command, file_hashes,
-                     load_arrays, load_state, metric_rows, run_fastpg, train_killing_a_worker)
+                     load_arrays, load_state, metric_rows, run_fastpg, train_killing_a_worker, update_rows)
 
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="finds worker processes in Linux /proc")
 
@@ -62,7 +63,8 @@ def determined(rows):
 
 
 def assert_same_run(actual_dir, desired_dir):
-    """Every checkpoint array bit for bit, the run's state and the metrics rows' determined columns."""
+    """Every checkpoint array bit for bit, the run's state, the metrics rows' determined columns and every
+    update's row."""
     actual, desired = load_arrays(actual_dir), load_arrays(desired_dir)
     assert sorted(actual) == sorted(desired)
     for name in desired:
@@ -74,6 +76,7 @@ def assert_same_run(actual_dir, desired_dir):
     for key in ("config", "episodes", "env_steps", "updates", "running_reward", "algorithm", "arrays", "dtypes"):
         assert state[key] == desired_state[key], key
     assert determined(metric_rows(actual_dir)) == determined(metric_rows(desired_dir))
+    assert update_rows(actual_dir) == update_rows(desired_dir)
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +215,15 @@ def test_resume_equals_an_uninterrupted_run(ppo_run, runs):
     # A row of a batch the checkpoint does not hold (a crash mid-batch leaves them): resume drops it.
     with open(os.path.join(run_dir, "metrics.csv"), "a", newline="") as f:
         csv.writer(f).writerow([ended + 1, 99999, 9, 9.0, 1.0, 1.0] + [1] * len(UPDATE_COLUMNS))
+    # updates.csv as a crash right after the checkpoint can leave it: without the checkpoint's own update, and
+    # with a row of an update it does not hold. Resume writes the first from the checkpoint and drops the second.
+    rows = update_rows(run_dir)
+    assert [int(row["update"]) for row in rows] == list(range(1, stop_at // BATCH_STEPS + 1))
+    with open(os.path.join(run_dir, "updates.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(UPDATE_LOG_COLUMNS)
+        writer.writerows([row[name] for name in UPDATE_LOG_COLUMNS] for row in rows[:-1])
+        writer.writerow([len(rows) + 1, 99999] + [1] * (len(UPDATE_LOG_COLUMNS) - 2))
     # Settings come from the checkpoint: only where to stop (and non-algorithm options) are given.
     run_ppo(run_dir, "--resume", "--max-steps", STEPS, workers=2)
     assert_same_run(run_dir, ppo_run[0])
@@ -411,8 +423,9 @@ def test_a_stop_right_after_a_checkpoint_written_beside_a_batch_does_not_write_i
 
 def test_kl_of_every_update_of_a_run_is_within_the_default_limit(ppo_run):
     max_kl = Config(algo="ppo").max_kl
-    rows = metric_rows(ppo_run[0])
+    rows = update_rows(ppo_run[0])
     assert load_state(ppo_run[0])["config"]["max_kl"] == max_kl
+    assert len(rows) == STEPS // BATCH_STEPS
     for row in rows:
         assert 0 <= float(row["kl"]) <= max_kl * (1 + 1e-5), row  # written to 6 significant digits
 
@@ -699,6 +712,26 @@ def test_eval_and_video_of_a_ppo_run(ppo_run, tmp_path):
         assert gif.n_frames == 20
 
 
+def test_plot_updates_draws_every_update_from_updates_csv_or_else_the_metrics_rows(ppo_run, reference_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    from fastpg.viz import VizError, plot_curves
+
+    def update_panel_x(run_dir):
+        fig = plot_curves([run_dir], str(tmp_path / "updates.png"), updates=True)
+        kl_axes = [ax for ax in fig.axes if ax.get_title().startswith("mean KL")]
+        assert len(kl_axes) == 1
+        return [line.get_xdata().tolist() for line in kl_axes[0].get_lines()]
+
+    run_dir = ppo_run[0]
+    assert update_panel_x(run_dir) == [[float(row["env_steps"]) for row in update_rows(run_dir)]]
+    older = str(tmp_path / "before-updates-csv")  # a run from before updates.csv: metrics.csv's update columns
+    shutil.copytree(run_dir, older)
+    os.remove(os.path.join(older, "updates.csv"))
+    assert update_panel_x(older) == [[float(row["env_steps"]) for row in metric_rows(run_dir)]]
+    with pytest.raises(VizError, match="none of these runs has update statistics"):
+        plot_curves([reference_run[0]], str(tmp_path / "reinforce.png"), updates=True)
+
+
 def test_weights_of_a_ppo_run_of_two_or_three_actions(ppo_run, runs, tmp_path):
     pytest.importorskip("matplotlib")
     two_actions = str(runs / "ppo-two-actions")
@@ -770,6 +803,52 @@ def test_update_columns_are_empty_before_the_first_update_then_filled(runs):
     assert [[row[name] for name in EPISODE_COLUMNS] for row in resumed_rows[:len(old_rows)]] == old_rows
     assert determined(resumed_rows) == determined(rows)
     assert_same_run(resumed, straight)
+
+
+def test_updates_csv_has_every_update_with_its_batch_schedule_and_statistics(ppo_run):
+    """One row per update, numbered from 1, at the env steps its batch ended, with the learning rate and
+    entropy weight of the schedule at that batch's start; each metrics row's update columns are one of them."""
+    run_dir = ppo_run[0]
+    config = Config(**load_state(run_dir)["config"])
+    rows = update_rows(run_dir)
+    assert tuple(rows[0]) == UPDATE_LOG_COLUMNS
+    assert [int(row["update"]) for row in rows] == list(range(1, STEPS // BATCH_STEPS + 1))
+    assert [int(row["env_steps"]) for row in rows] == list(range(BATCH_STEPS, STEPS + 1, BATCH_STEPS))
+    for k, row in enumerate(rows):
+        before = k * BATCH_STEPS
+        assert float(row["learning_rate"]) == pytest.approx(
+            reference.linear_decay(config.learning_rate, before, config.lr_decay_steps), rel=1e-5)
+        assert float(row["ent_coef"]) == pytest.approx(
+            reference.linear_decay(config.ent_coef, before, config.ent_decay_steps), rel=1e-5)
+        assert float(row["step_fraction"]) == 1.0 and 0 < float(row["entropy"]) <= math.log(3) + 1e-6, row
+    assert len({row["kl"] for row in rows}) == len(rows)  # each update's own
+    logged = {tuple(row[name] for name in UPDATE_COLUMNS) for row in rows}
+    for row in metric_rows(run_dir):
+        assert tuple(row[name] for name in UPDATE_COLUMNS) in logged, row
+
+
+def test_reinforce_runs_write_no_updates_csv(reference_run):
+    assert os.path.exists(os.path.join(reference_run[0], "metrics.csv"))
+    assert not os.path.exists(os.path.join(reference_run[0], "updates.csv"))
+
+
+def test_update_log_of_a_run_from_before_it_starts_with_the_checkpoints_update(tmp_path):
+    """A checkpoint of fastpg 0.22.2 or older: no updates.csv, and statistics without the schedule's values."""
+    path = str(tmp_path / "updates.csv")
+    old_stats = {name: 0.25 for name in UPDATE_COLUMNS}
+    log = UpdateLog(path, keep_updates=7, checkpoint_env_steps=28672, checkpoint_stats=old_stats)
+    log.write(8, 32768, {**old_stats, "learning_rate": 1e-3, "ent_coef": 0.05})
+    log.close()
+    with open(path, newline="") as f:
+        lines = list(csv.reader(f))
+    assert lines == [list(UPDATE_LOG_COLUMNS), ["7", "28672", "", ""] + ["0.25"] * len(UPDATE_COLUMNS),
+                     ["8", "32768", "0.001", "0.05"] + ["0.25"] * len(UPDATE_COLUMNS)]
+    columns = metrics.read(path, UPDATE_LOG_COLUMNS)
+    assert columns["update"] == [7.0, 8.0] and math.isnan(columns["learning_rate"][0])
+    assert columns["learning_rate"][1] == 1e-3
+    # A run at its first batch has no update yet to log; a new run's log starts empty.
+    assert UpdateLog(path, keep_updates=0, checkpoint_env_steps=0, checkpoint_stats=None).close() is None
+    assert metrics.read(path, UPDATE_LOG_COLUMNS)["update"] == []
 
 
 def test_metrics_log_keeps_old_six_column_rows_on_resume(tmp_path):

@@ -1,4 +1,5 @@
-"""Learning curves (fastpg plot): reward against episodes, wall-clock time and env steps, read from metrics.csv."""
+"""Learning curves (fastpg plot): reward against episodes, wall-clock time and env steps, read from metrics.csv,
+and the update statistics from updates.csv (or, for a run from before it, metrics.csv's update columns)."""
 import os
 
 import numpy as np
@@ -16,18 +17,29 @@ def find_metrics(path):
 
 
 def read_curve(path):
-    """A run's metrics columns (see fastpg.metrics) as float64 arrays; raises VizError."""
+    """A run's metrics columns (see fastpg.metrics) as float64 arrays, and under "updates" its updates.csv's
+    columns, or None where the run has no updates.csv; raises VizError."""
     from .. import metrics
 
     csv_path = find_metrics(path)
     if not os.path.isfile(csv_path):
         raise VizError(f"no metrics.csv at {csv_path}")
+    columns = _read_columns(csv_path, metrics.COLUMNS)
+    if not columns["episode"].size:
+        raise VizError(f"{csv_path} has no episodes yet")
+    updates_path = os.path.join(os.path.dirname(csv_path), "updates.csv")
+    columns["updates"] = (_read_columns(updates_path, metrics.UPDATE_LOG_COLUMNS) if os.path.isfile(updates_path)
+                          else None)
+    return columns
+
+
+def _read_columns(csv_path, names):
+    from .. import metrics
+
     try:
-        columns = metrics.read(csv_path)
+        columns = metrics.read(csv_path, names)
     except Exception as exc:  # truncated or foreign file: KeyError, ValueError, TypeError, csv.Error
         raise VizError(f"cannot read {csv_path}: {type(exc).__name__}: {exc}") from None
-    if not columns["episode"]:
-        raise VizError(f"{csv_path} has no episodes yet")
     return {name: np.asarray(values, dtype=np.float64) for name, values in columns.items()}
 
 
@@ -100,7 +112,7 @@ def plot_curves(paths, output, updates=False):
         axes[2].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
                        fontsize=8, ncols=1 + len(handles) // LEGEND_ROWS)
     fig.suptitle("fastpg learning curves")
-    if updates and not any(np.isfinite(curve["kl"]).any() for curve in curves):
+    if updates and not any(np.isfinite(_update_source(curve)["kl"]).any() for curve in curves):
         raise VizError("--updates: none of these runs has update statistics (they come from --algo ppo)")
     with _atomic_output(output) as tmp:
         fig.savefig(tmp, format=os.path.splitext(output)[1][1:].lower(), dpi=100)
@@ -108,13 +120,20 @@ def plot_curves(paths, output, updates=False):
 
 
 
+def _update_source(curve):
+    """A run's update statistics: updates.csv's columns (every update), else metrics.csv's (the last update
+    before each episode ended: rows repeat an update, or miss one in whose batch no episode ended)."""
+    return curve["updates"] if curve["updates"] is not None and curve["updates"]["update"].size else curve
+
+
 def _plot_updates(axes, curves):
-    """Each update statistic against env steps, one style a run (rows repeat an update's values)."""
+    """Each update statistic against env steps, one style a run."""
     from matplotlib.ticker import EngFormatter
 
     for ax, (column, label) in zip(axes, UPDATE_PANELS):
         for i, curve in enumerate(curves):
-            ax.plot(curve["env_steps"], curve[column], linewidth=1.0, **run_style(i))
+            source = _update_source(curve)
+            ax.plot(source["env_steps"], source[column], linewidth=1.0, **run_style(i))
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("environment steps")
         ax.xaxis.set_major_formatter(EngFormatter())
