@@ -847,7 +847,7 @@ def test_update_log_of_a_run_from_before_it_starts_with_the_checkpoints_update(t
     assert columns["update"] == [7.0, 8.0] and math.isnan(columns["learning_rate"][0])
     assert columns["learning_rate"][1] == 1e-3
     # A run at its first batch has no update yet to log; a new run's log starts empty.
-    assert UpdateLog(path, keep_updates=0, checkpoint_env_steps=0, checkpoint_stats=None).close() is None
+    UpdateLog(path, keep_updates=0, checkpoint_env_steps=0, checkpoint_stats=None).close()
     assert metrics.read(path, UPDATE_LOG_COLUMNS)["update"] == []
 
 
