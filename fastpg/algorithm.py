@@ -16,9 +16,11 @@ An algorithm class ``A`` provides:
 - ``A.initial_json(config)``: its JSON-ready state at the start of a run;
 - ``A.working_bytes(spec)``: the memory its float64 arrays take, checked
   against the machine before a run starts;
-- ``A(config, spec, parameters, state, backend, saved=None)``: a learner that
-  updates ``parameters`` (the arrays the workers play with) in place; ``saved``
-  is its ``json_state()`` from a checkpoint.
+- ``A(config, spec, parameters, state, backend, saved=None, early_parameters=None)``:
+  a learner that updates ``parameters`` (the arrays the workers play with) in
+  place; ``saved`` is its ``json_state()`` from a checkpoint.
+  ``early_parameters``, where the pool has them, are a second set the
+  workers can play, for tasks handed out before their batch (``early_tasks``).
 
 and its instances:
 
@@ -26,6 +28,8 @@ and its instances:
   current parameters;
 - ``observe(result)``: take in one task's result, in task order; returns
   (env steps, [(reward, length, step) of each episode that ended in it]);
+- ``early_tasks()``: tasks of the next batch that may be played already
+  (each returned once; ``next_tasks`` then returns the same objects), or [];
 - ``update(run_state)``: learn from the batch (``run_state`` is the state
   before it); it may return with the update still running (PPO's
   ``--policy-lag 1``), and raises :class:`fastpg.divergence.NonFiniteArrays`

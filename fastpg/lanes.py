@@ -35,6 +35,9 @@ class Segment:
 
     With ``life_loss_terminal``, a step that loses a life is marked done
     (the advantages do not bootstrap past it) while the game plays on.
+    ``weights``: which of the workers' two sets of weights plays it (0, or 1
+    for the pool's ``early_params``), so that a batch can start while the
+    one before it still plays with the other set.
     """
 
     lane: int
@@ -42,6 +45,7 @@ class Segment:
     steps: int
     state: LaneState
     life_loss_terminal: bool = False
+    weights: int = 0
 
     def __str__(self):
         return f"lane {self.lane} of batch {self.batch + 1}"
@@ -98,14 +102,22 @@ def play_segment(game, stepper, segment):
 
 
 class LanePlayer:
-    """One emulator and one actor stepper playing segments with the given (shared) parameters."""
+    """One emulator and an actor stepper per set of (shared) parameters, playing segments.
 
-    def __init__(self, settings, parameters):
+    ``early_parameters``: the second set, which segments with ``weights`` 1 play.
+    """
+
+    def __init__(self, settings, parameters, early_parameters=None):
         from .backends import get_backend
         from .env import AtariGame
 
         self.game = AtariGame(settings.env_id, screen=settings.spec.screen)
-        self.stepper = settings.spec.stepper(get_backend(settings.backend), parameters, self.game)
+        backend = get_backend(settings.backend)
+        self.steppers = [settings.spec.stepper(backend, params, self.game)
+                         for params in (parameters, early_parameters) if params is not None]
 
     def play(self, segment):
-        return play_segment(self.game, self.stepper, segment)
+        if segment.weights >= len(self.steppers):
+            raise ValueError(f"{segment} asks for weight set {segment.weights}, and this player has "
+                             f"{len(self.steppers)}")
+        return play_segment(self.game, self.steppers[segment.weights], segment)

@@ -19,6 +19,14 @@ advantages importance-weighted for the older policy that played them
 recorded as they played). A checkpoint waits for the update in flight and
 holds both sets of weights, so a resume continues exactly.
 
+Where the workers share a second set of weights (``early_parameters``: local
+processes, not Ray), the two sets take turns: the update in flight publishes
+its weights into the set the current batch does not play as soon as it ends,
+and from then on each lane's next segment goes out as soon as the lane's
+current one is back (``early_tasks``), so no worker waits for the batch's
+last segment. The weights and lane states are the ones the barrier between
+batches would give, so the run is the same.
+
 With ``--optimizer lazy-adam`` each minibatch's Adam step covers only W1's
 columns of the inputs its rows list, and the other columns wait, moments
 and all, until a minibatch lists them: about a ninth of Adam's work on
@@ -29,6 +37,7 @@ The math is :mod:`fastpg.reference`'s ``ppo_loss``, ``adam_update``
 ``softmax_kl`` and ``lagged_advantages``.
 """
 import collections
+import threading
 
 import numpy as np
 
@@ -56,11 +65,16 @@ class PPO:
     def episodes_per_batch(config):
         return None
 
-    def __init__(self, config, spec, parameters, state, backend, saved=None):
+    def __init__(self, config, spec, parameters, state, backend, saved=None, early_parameters=None):
         self.config, self.spec, self.backend = config, spec, backend
         self.lagged = config.policy_lag == 1
+        # The sets of weights the workers play: with lag and a second set, batches alternate between them.
+        self.play_sets = [parameters] + ([early_parameters] if self.lagged and early_parameters is not None else [])
+        self.playing = 0  # the set of the batch in play (the next batch's, between update and next_tasks)
+        self.next_published = threading.Event()  # the next batch's weights are in the other set already
+        self.early = {}  # lane -> the Segment of the next batch handed out early
+        self.batch = 0  # the number of the batch in play
         # The learner's weights; with a lag, its own, published to the workers' between batches.
-        self.play_params = parameters
         self.params = ({name: aligned_copy(state[name], array.order) for name, array in spec.parameters().items()}
                        if self.lagged else parameters)
         if self.lagged:
@@ -108,10 +122,10 @@ class PPO:
 
     @classmethod
     def working_bytes(cls, spec):
-        """Six copies of the parameters: the weights, Adam's two moments, the gradient, and the line
-        search's two ends. Its start is a copy without lag; with lag it is the workers' weights, and the
-        sixth copy is the learner's own weights."""
-        return 6 * spec.parameter_bytes()
+        """Seven copies of the parameters: the weights, Adam's two moments, the gradient, and the line
+        search's two ends. Its start is a copy without lag; with lag it is the workers' weights, the sixth
+        copy is the learner's own weights, and the seventh the workers' second set."""
+        return 7 * spec.parameter_bytes()
 
     @classmethod
     def initial_state(cls, spec, config):
@@ -128,20 +142,45 @@ class PPO:
         lanes = [LaneState.start(config.seed, lane) for lane in range(config.lanes)]
         return {"adam_steps": 0, "lanes": [_lane_json(lane, 0) for lane in lanes]}
 
+    @property
+    def play_params(self):
+        """The weights the batch in play is played with."""
+        return self.play_sets[self.playing]
+
     # --- the interface ---
 
     def next_tasks(self, state):
-        c = self.config
-        return [Segment(lane, state.updates, c.segment_steps, lane_state, c.life_loss == "terminal")
+        """The batch's segments: those handed out early by early_tasks, the same objects, and the rest."""
+        early, self.early = self.early, {}
+        self.batch = state.updates
+        return [early.get(lane) or self._segment(lane, state.updates, lane_state, self.playing)
                 for lane, lane_state in enumerate(self.lanes)]
+
+    def _segment(self, lane, batch, lane_state, weights):
+        c = self.config
+        return Segment(lane, batch, c.segment_steps, lane_state, c.life_loss == "terminal", weights)
 
     def observe(self, result):
         """Keep one lane's segment; returns (steps, [(reward, length, step) of the episodes it ended])."""
         self.results.append(result)
         return len(result["rewards"]), result["episodes"]
 
+    def early_tasks(self):
+        """The next batch's segments that can go out now, before this batch ends: once its weights are
+        published, one for each lane whose segment of this batch is back (each handed out once)."""
+        if not self.next_published.is_set():
+            return []
+        weights = 1 - self.playing
+        tasks = []
+        for result in self.results:
+            if result["lane"] not in self.early:
+                self.early[result["lane"]] = self._segment(result["lane"], self.batch + 1, result["state"], weights)
+                tasks.append(self.early[result["lane"]])
+        return tasks
+
     def discard(self):
         self.results = []
+        self.early = {}
 
     def update(self, state):
         """Learn from the batch's segments (in lane order) and move the lanes on.
@@ -163,10 +202,26 @@ class PPO:
             return
         self.flush()
         self.last_stats = self.learned_stats
-        for name, array in self.play_params.items():
-            array[...] = self.params[name]
+        following = (self.playing + 1) % len(self.play_sets)
+        if not self.next_published.is_set():  # (always, with one set: the batch in play has ended)
+            self._publish(following)
+        self.next_published.clear()
+        self.playing = following
         self.pending_batch, self.pending_steps = state.updates, steps_after
-        self.learning = Background(self._learn, results, True, name="fastpg-update")
+        self.learning = Background(self._learn_lagged, results, name="fastpg-update")
+
+    def _publish(self, weights):
+        for name, array in self.play_sets[weights].items():
+            array[...] = self.params[name]
+
+    def _learn_lagged(self, results):
+        """_learn in the update's thread; with two sets of weights, its weights then go straight to the set the
+        batch in play does not use (a batch never plays weights that failed the finite check)."""
+        stats, finite = self._learn(results, True)
+        if finite and len(self.play_sets) == 2:
+            self._publish(1 - self.playing)
+            self.next_published.set()
+        return stats, finite
 
     def batch_sent(self):
         """Start the update readied by update(), now that the workers have their tasks (starting a thread

@@ -174,6 +174,10 @@ class RayTransport:
 class RayPool(Scheduler):
     """n_workers Ray actors (one CPU each) playing episodes with the parameters ``params``.
 
+    Each run of tasks puts ``params`` into Ray's object store once, so a task
+    can only be played with its own run's weights: ``early_params`` is None
+    and batches do not overlap.
+
     Needs a Ray connection (:func:`fastpg.ray_cluster.connect`); with
     shutdown=True, close() ends it. n_workers=None means one actor per CPU in
     the cluster.
@@ -186,6 +190,7 @@ class RayPool(Scheduler):
                 n_workers = max(cluster_cpus(), 1)
             check_room(n_workers)
             self.params = settings.spec.zero_parameters()
+            self.early_params = None
             super().__init__(RayTransport(self.params, settings, on_warning), n_workers, on_warning, task_name,
                              depth)
         except BaseException:

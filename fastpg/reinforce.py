@@ -25,7 +25,8 @@ class Reinforce:
     reports_updates = False  # no statistics per update: no updates.csv
     last_stats = None
 
-    def __init__(self, config, spec, parameters, caches, backend, saved=None):
+    def __init__(self, config, spec, parameters, caches, backend, saved=None, early_parameters=None):
+        # early_parameters go unused: each batch needs the update of the batch before it.
         self.batch_size = config.batch_size
         self.gamma, self.learning_rate, self.decay_rate = config.gamma, config.learning_rate, config.decay_rate
         self.backend = backend
@@ -99,6 +100,9 @@ class Reinforce:
 
     def flush(self):
         """Nothing: every update finishes before update returns."""
+
+    def early_tasks(self):
+        return []
 
     def discard(self):
         """Drop a partly observed batch (the run stops between batches)."""

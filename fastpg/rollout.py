@@ -78,12 +78,13 @@ class PlayerSettings:
     record: bool = True  # training keeps the sparse record; eval only needs the rewards
     unit: str = "episode"  # or "segment": tasks are fastpg.lanes.Segment
 
-    def player(self, parameters):
-        """The Player (episodes) or LanePlayer (segments) these settings ask for."""
+    def player(self, parameters, early_parameters=None):
+        """The Player (episodes) or LanePlayer (segments) these settings ask for; a LanePlayer also plays
+        ``early_parameters`` (a second set of weights) where given."""
         if self.unit == "segment":
             from .lanes import LanePlayer
 
-            return LanePlayer(self, parameters)
+            return LanePlayer(self, parameters, early_parameters)
         return Player(self, parameters)
 
 

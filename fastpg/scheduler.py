@@ -21,12 +21,21 @@ A transport has:
 - ``name(handle)``: how a warning calls the worker ("worker 1234").
 - ``stop(handles)``: end these workers (they may be dead already).
 - ``close()``: release what the transport itself holds, after the last stop.
+
+A caller that knows some tasks of its next run early (the actor-critic's next
+batch, once its weights are published) may hand them to :meth:`Scheduler.prefetch`
+during a run: they go to workers that would otherwise wait at the run's end,
+and their results wait for the run that lists them. Only for a transport whose
+workers can play a task before its run's ``begin()``.
 """
 import collections
 import dataclasses
 
 POLL_SECONDS = 0.2  # how often a waiting scheduler checks should_stop
 MAX_TRIES = 3  # a task whose workers keep dying is a bug, not bad luck
+# What a task held by a worker is to the scheduler: one of the run in progress, one handed to prefetch (of the
+# next run), or one of an abandoned run, whose result is dropped.
+CURRENT, EARLY, DROPPED = "current", "early", "dropped"
 
 
 class WorkerError(RuntimeError):
@@ -72,7 +81,7 @@ class _Slot:
     handle: object
     ready: bool
     # The tasks sent to it and not yet reported, oldest (the one it plays) first, each as
-    # (task, whether it belongs to the run in progress rather than to an abandoned one).
+    # (task, CURRENT, EARLY or DROPPED).
     tasks: collections.deque = dataclasses.field(default_factory=collections.deque)
 
 
@@ -97,6 +106,10 @@ class Scheduler:
         self._on_warning = on_warning
         self._task_name = task_name
         self.replays = 0
+        self.early_sent = 0  # tasks sent before their run began
+        self._early = collections.deque()  # tasks given to prefetch and not sent yet
+        self._early_results = {}  # task -> result of an early task that finished before its run
+        self._early_attempts = collections.Counter()  # tries of early tasks, carried into their run
         self._start_failures = 0
         self._slots = []
         try:
@@ -127,18 +140,28 @@ class Scheduler:
         when given, is called once the first tasks are out.
         """
         order = list(tasks)
-        pending = collections.deque(order)
-        finished = {}
-        attempts = collections.Counter()
+        listed = set(order)
+        # Early tasks this run lists are its own: finished, or in flight with the tries they took.
+        finished = {task: result for task, result in self._early_results.items() if task in listed}
+        attempts = collections.Counter({task: n for task, n in self._early_attempts.items() if task in listed})
+        self._early.clear()  # the ones never sent go out below as this run's own
+        self._early_results.clear()
+        self._early_attempts.clear()
+        in_flight = set()
         for slot in self._slots:
-            slot.tasks = collections.deque((task, False) for task, _ in slot.tasks)
+            slot.tasks = collections.deque((task, CURRENT if kind == EARLY and task in listed else DROPPED)
+                                           for task, kind in slot.tasks)
+            in_flight.update(task for task, kind in slot.tasks if kind == CURRENT)
+        pending = collections.deque(task for task in order if task not in finished and task not in in_flight)
         self.transport.begin()
         position = 0
         while position < len(order):
             for held in range(self.depth):  # idle workers first, then a task queued behind each busy one
-                for slot in self._slots:
+                for slot in self._slots:  # this run's tasks first, then the next run's early ones
                     if slot.ready and len(slot.tasks) <= held and pending:
                         self._send(slot, pending.popleft(), pending, attempts)
+                    elif slot.ready and len(slot.tasks) <= held and self._early:
+                        self._send_early(slot, self._early.popleft(), pending, attempts)
             if sent is not None:
                 sent, call = None, sent
                 call()
@@ -151,15 +174,29 @@ class Scheduler:
                 yield finished.pop(order[position])
                 position += 1
 
+    def prefetch(self, task):
+        """Queue a task of the next run (see the module docstring): it is sent once this run's tasks are all
+        out and a worker has room, and a later run that does not list it drops its result."""
+        self._early.append(task)
+
     def _slot_of(self, handle):
         return next(slot for slot in self._slots if slot.handle is handle)
 
     def _send(self, slot, task, pending, attempts):
-        slot.tasks.append((task, True))
+        slot.tasks.append((task, CURRENT))
         attempts[task] += 1
         try:
             self.transport.send(slot.handle, task)
         except WorkerLost as exc:  # died while idle
+            self._replace(slot, str(exc), pending, attempts)
+
+    def _send_early(self, slot, task, pending, attempts):
+        slot.tasks.append((task, EARLY))
+        self._early_attempts[task] += 1
+        self.early_sent += 1
+        try:
+            self.transport.send(slot.handle, task)
+        except WorkerLost as exc:
             self._replace(slot, str(exc), pending, attempts)
 
     def _receive(self, slot, event, finished, pending, attempts):
@@ -167,9 +204,11 @@ class Scheduler:
             slot.ready = True
             self._start_failures = 0
         elif isinstance(event, Done):
-            task, current = slot.tasks.popleft()
-            if current:
+            task, kind = slot.tasks.popleft()
+            if kind == CURRENT:
                 finished[task] = event.result
+            elif kind == EARLY:
+                self._early_results[task] = event.result
         elif isinstance(event, Failed):
             raise WorkerError(f"a worker failed while playing {self._task_name} {slot.tasks[0][0]}:\n"
                               f"{event.message}")
@@ -177,26 +216,33 @@ class Scheduler:
             self._replace(slot, event.reason, pending, attempts)
 
     def _replace(self, slot, reason, pending, attempts):
-        """The slot's worker died: start another in its place and put its tasks back in front, in order.
+        """The slot's worker died: start another in its place and put its tasks back in front, in order (early
+        ones in front of the early queue).
 
         Only the first was playing; the ones queued behind it are not counted as tries."""
-        held = [task for task, current in slot.tasks if current]
-        for queued, current in list(slot.tasks)[1:]:
-            if current:
+        held = [task for task, kind in slot.tasks if kind == CURRENT]
+        held_early = [task for task, kind in slot.tasks if kind == EARLY]
+        for queued, kind in list(slot.tasks)[1:]:
+            if kind == CURRENT:
                 attempts[queued] -= 1
-        task = slot.tasks[0][0] if slot.tasks and slot.tasks[0][1] else None
+            elif kind == EARLY:
+                self._early_attempts[queued] -= 1
+        first, kind = slot.tasks[0] if slot.tasks else (None, DROPPED)
+        task = None if kind == DROPPED else first
+        tries = attempts if kind == CURRENT else self._early_attempts
         name = self.transport.name(slot.handle)
         if not slot.ready:
             self._start_failures += 1
             if self._start_failures > MAX_TRIES:
                 raise WorkerError(f"workers keep failing to start ({self._start_failures} times); the last: "
                                   f"{reason}")
-        elif task is not None and attempts[task] >= MAX_TRIES:
-            raise WorkerError(f"{self._task_name} {task} killed its worker {attempts[task]} times ({reason})")
+        elif task is not None and tries[task] >= MAX_TRIES:
+            raise WorkerError(f"{self._task_name} {task} killed its worker {tries[task]} times ({reason})")
         self.transport.stop([slot.handle])
         position = self._slots.index(slot)
         self._slots[position] = self._new_slot()
         pending.extendleft(reversed(held))
+        self._early.extendleft(reversed(held_early))
         if task is None:
             self._on_warning(f"{name} died ({reason}); started a replacement")
             return

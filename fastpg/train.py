@@ -137,7 +137,8 @@ def train(config_overrides, run_dir, resume=False, episodes=None, max_steps=None
                              progress.message)
             for name in spec.parameters():
                 pool.params[name][...] = arrays[name]
-            algorithm = algorithm_class(config, spec, pool.params, arrays, backend_impl, saved_json)
+            algorithm = algorithm_class(config, spec, pool.params, arrays, backend_impl, saved_json,
+                                        early_parameters=pool.early_params)
             _note_idle_workers(pool.n_workers, len(algorithm.next_tasks(state)), progress)
             progress.message(describe_game(config.env, spec.actions))
             _note_schedules(config, stop_rule.max_steps, progress)
@@ -372,6 +373,8 @@ def _loop(pool, algorithm, state, stop_rule, clock, metrics, progress, save, che
             try:
                 for result in pool.play(tasks, should_stop=lambda: bool(stop_requested), sent=sent):
                     n_steps, finished = algorithm.observe(result)
+                    for task in algorithm.early_tasks():
+                        pool.prefetch(task)
                     for reward, length, step in finished:
                         episodes += 1
                         running = reward if running is None else RUNNING_DECAY * running + (1 - RUNNING_DECAY) * reward

@@ -41,11 +41,12 @@ def shared_arrays(buffers, spec):
     return arrays
 
 
-def worker_main(conn, buffers, settings):
-    """Play the task indices received on conn until told to stop (None) or orphaned."""
+def worker_main(conn, buffer_sets, settings):
+    """Play the task indices received on conn until told to stop (None) or orphaned. buffer_sets: the
+    shared_buffers of each set of weights (one, or two for segments)."""
     # Ctrl-C reaches the whole process group; the parent decides when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # already inherited; kept explicit
-    player = settings.player(shared_arrays(buffers, settings.spec))
+    player = settings.player(*(shared_arrays(buffers, settings.spec) for buffers in buffer_sets))
     while True:
         try:
             index = conn.recv()
@@ -113,9 +114,9 @@ class ProcessTransport:
 
     starts_ready = True
 
-    def __init__(self, buffers, settings):
+    def __init__(self, buffer_sets, settings):
         self._ctx = mp.get_context("spawn")
-        self._args = (buffers, settings)
+        self._args = (buffer_sets, settings)
         self._polled = ()  # the handles that self._poller watches, and the handle of each of its fds
         self._poller = self._handle_of_fd = None
 
@@ -192,14 +193,17 @@ class WorkerPool(Scheduler):
 
     settings: a :class:`fastpg.rollout.PlayerSettings`. ``play(indices,
     should_stop)`` yields the episodes (or, without ``settings.record``,
-    their rewards) in index order. ``depth``: as the Scheduler's.
+    their rewards) in index order. ``depth``: as the Scheduler's. Segment
+    players also share a second set of weights, ``early_params`` (None for
+    episodes), which lets a batch start before the one before it ends.
     """
 
     def __init__(self, n_workers, settings, on_warning=print, task_name="episode", depth=1):
         ctx = mp.get_context("spawn")
-        buffers = shared_buffers(ctx, settings.spec)
-        self.params = shared_arrays(buffers, settings.spec)
-        super().__init__(ProcessTransport(buffers, settings), n_workers, on_warning, task_name, depth)
+        buffer_sets = [shared_buffers(ctx, settings.spec) for _ in range(2 if settings.unit == "segment" else 1)]
+        self.params = shared_arrays(buffer_sets[0], settings.spec)
+        self.early_params = shared_arrays(buffer_sets[1], settings.spec) if len(buffer_sets) > 1 else None
+        super().__init__(ProcessTransport(buffer_sets, settings), n_workers, on_warning, task_name, depth)
 
     play = Scheduler.run
 

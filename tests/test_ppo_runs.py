@@ -348,6 +348,50 @@ def test_with_lag_the_line_search_starts_from_the_weights_the_workers_play():
     assert learner.learned_stats["kl"] == pytest.approx(kl, rel=0, abs=1e-12)
 
 
+def _lagged_batches(two_sets, n_batches=3):
+    """A lag-1 learner (2 lanes of 64 steps) through n_batches batches, played as a pool plays them: with a
+    second set of weights, each lane's next segment is played as soon as the learner hands it out, before
+    the batch it follows ends. Returns (learner, segments played early)."""
+    config = Config(algo="ppo", hidden=HIDDEN, lanes=2, segment_steps=64, policy_lag=1)
+    config.validate()
+    spec = config.policy()
+    params = spec.initial_parameters(config.seed)
+    second = spec.zero_parameters() if two_sets else None
+    learner = PPO(config, spec, params, {**params, **PPO.initial_state(spec, config)}, get_backend("cython"),
+                  early_parameters=second)
+    player = LanePlayer(PlayerSettings(spec, config.env, unit="segment"), params, second)
+    state, played, early = RunState(), {}, 0
+    for batch in range(n_batches):
+        tasks = learner.next_tasks(state)
+        learner.batch_sent()
+        if two_sets and batch >= 1:  # a long batch: the update in flight ends before its first segment does
+            assert learner.next_published.wait(TIMEOUT)
+        for task in tasks:
+            learner.observe(played.pop(task) if task in played else player.play(task))
+            for task_early in learner.early_tasks():
+                assert task_early.batch == batch + 1 and task_early.weights == 1 - learner.playing
+                played[task_early] = player.play(task_early)
+                early += 1
+        learner.update(state)
+        state.updates += 1
+    learner.flush()
+    return learner, early
+
+
+def test_a_second_set_of_weights_starts_each_batch_early_and_changes_nothing():
+    one, early_one = _lagged_batches(two_sets=False)
+    two, early_two = _lagged_batches(two_sets=True)
+    assert early_one == 0 and early_two == 4  # both lanes of batches 2 and 3
+    for name in one.params:
+        np.testing.assert_array_equal(two.params[name], one.params[name], err_msg=name)
+        np.testing.assert_array_equal(two.play_params[name], one.play_params[name], err_msg=name)
+        for a, b in zip(two.moments[name], one.moments[name]):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    assert two.learned_stats == one.learned_stats
+    for a, b in zip(two.lanes, one.lanes):
+        assert a.game[0] == b.game[0] and (a.policy_rng, a.env_rng) == (b.policy_rng, b.env_rng)
+
+
 def test_the_learners_arrays_and_the_workers_shared_weights_start_on_cache_lines():
     # A speed matter only (the kernels' 64-byte loads of W1's columns then split no cache line): the
     # results are the same either way, which the worker-count and backend tests check.

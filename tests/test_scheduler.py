@@ -27,6 +27,7 @@ class ScriptedTransport:
         self.stopped = []
         self.holding = collections.defaultdict(collections.deque)  # handle -> its tasks, the one it plays first
         self.most_held = 0
+        self.sent = []  # every task sent, in order
         self.announced = set()
         self.begins = 0
         self.closed = False
@@ -43,6 +44,7 @@ class ScriptedTransport:
             self.send_fails -= 1
             raise WorkerLost("pipe closed")
         self.holding[handle].append(task)
+        self.sent.append(task)
         self.most_held = max(self.most_held, len(self.holding[handle]))
 
     def wait(self, handles, timeout):
@@ -196,3 +198,62 @@ def test_sent_is_called_once_after_the_first_tasks_are_out():
 def test_bad_depth():
     with pytest.raises(ValueError, match="depth must be at least 1"):
         Scheduler(ScriptedTransport(), 1, depth=0)
+
+
+
+def _run_prefetching(scheduler, tasks, early):
+    """Run tasks, handing ``early`` to prefetch once the first result is in; returns the results."""
+    results = []
+    for result in scheduler.run(tasks):
+        if not results:
+            for task in early:
+                scheduler.prefetch(task)
+        results.append(result)
+    return results
+
+
+def test_early_tasks_go_to_idle_workers_and_their_results_wait_for_their_run():
+    # Task 2 finishes only after the early task 10: 10 and 11 go out while the first run still waits for 2.
+    transport = ScriptedTransport(finish_order=[0, 1, 10, 2])
+    with Scheduler(transport, 2) as scheduler:
+        assert _run_prefetching(scheduler, [0, 1, 2], early=[10, 11]) == [0, 10, 20]
+        assert transport.sent == [0, 1, 2, 10, 11]  # the run's own tasks first
+        assert scheduler.early_sent == 2
+        assert list(scheduler.run([10, 11, 12])) == [100, 110, 120]
+    assert transport.sent == [0, 1, 2, 10, 11, 12]  # 10 and 11 were not sent again
+
+
+def test_early_tasks_still_out_when_their_run_begins_are_not_sent_again():
+    transport = ScriptedTransport(finish_order=[0, 1, 2, 10])
+    with Scheduler(transport, 2) as scheduler:
+        assert _run_prefetching(scheduler, [0, 1, 2], early=[10, 11]) == [0, 10, 20]
+        assert transport.sent == [0, 1, 2, 10]  # 11 waits: no worker had room before the run ended
+        assert list(scheduler.run([10, 11])) == [100, 110]
+    assert transport.sent == [0, 1, 2, 10, 11]
+
+
+def test_an_early_task_the_next_run_does_not_list_is_dropped():
+    transport = ScriptedTransport(finish_order=[0, 1, 10, 2])
+    with Scheduler(transport, 2) as scheduler:
+        assert _run_prefetching(scheduler, [0, 1, 2], early=[10]) == [0, 10, 20]
+        assert list(scheduler.run([7, 8])) == [70, 80]
+        assert list(scheduler.run([10])) == [100]  # a later run that lists it plays it again
+    assert transport.sent.count(10) == 2
+
+
+def test_an_early_task_whose_worker_dies_is_replayed_and_counted():
+    warnings = []
+    transport = ScriptedTransport(finish_order=[0, 1, 10, 2], lose={10: 2})
+    with Scheduler(transport, 2, on_warning=warnings.append) as scheduler:
+        assert _run_prefetching(scheduler, [0, 1, 2], early=[10]) == [0, 10, 20]
+        assert list(scheduler.run([10])) == [100]
+        assert scheduler.replays == 2
+    assert len(warnings) == 2 and all("while playing episode 10" in w for w in warnings)
+
+
+def test_an_early_task_that_keeps_killing_workers_is_an_error_counting_its_early_tries():
+    transport = ScriptedTransport(finish_order=[0, 1, 10, 2], lose={10: 3})
+    with Scheduler(transport, 2, on_warning=lambda text: None) as scheduler:
+        with pytest.raises(WorkerError, match="episode 10 killed its worker 3 times"):
+            _run_prefetching(scheduler, [0, 1, 2], early=[10])
+            list(scheduler.run([10]))
