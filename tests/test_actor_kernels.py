@@ -393,6 +393,37 @@ def test_expand_frame_record_rules_and_errors(expand):
             expand(*record_args(record), keyframes)
 
 
+def test_expand_frame_record_agrees_with_the_reference_on_random_records():
+    """The compiled expansion merges each chained row's difference into the foreground list it keeps; a
+    random walk of frames, with keyframes and some rows listed in descending order (which it scans
+    instead), must expand exactly as the reference's."""
+    rng = np.random.default_rng(0)
+    rows, keys, frame = [], [], set()
+    for t in range(400):
+        if t == 0 or rng.random() < 0.05:
+            frame = {int(i) for i in rng.choice(N_PIXELS, size=int(rng.integers(0, 40)), replace=False)}
+            difference = [(int(i), int(rng.choice([-1, 1])))
+                          for i in sorted(rng.choice(N_PIXELS, size=int(rng.integers(0, 5)), replace=False))]
+            rows.append(difference + [(N_PIXELS + i, 1) for i in sorted(frame)])
+            keys.append(1)
+            continue
+        off = {int(i) for i in rng.choice(sorted(frame), size=min(len(frame), int(rng.integers(0, 4))),
+                                          replace=False)} if frame else set()
+        on = {int(i) for i in rng.choice(N_PIXELS, size=int(rng.integers(0, 4)), replace=False)} - frame
+        difference = sorted([(i, -1) for i in off] + [(i, 1) for i in on])
+        if rng.random() < 0.1:
+            difference = difference[::-1]
+        frame = (frame - off) | on
+        rows.append(difference)
+        keys.append(0)
+    record, keyframes = frame_record(rows, keys)
+    assert 10 < keyframes.sum() < 40
+    compiled = kernels.expand_frame_record(*record_args(record), keyframes)
+    expected = reference.expand_frame_record(*record_args(record), keyframes)
+    for name, a, b in zip(("indices", "signs", "offsets"), compiled, expected):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
 def test_stepper_choices_follow_the_draws_and_greedy_the_argmax(played):
     out, spec = played["cython"], played["spec"]
     choices = joined(out["records"])["choices"]
