@@ -33,6 +33,7 @@ from fastpg.lanes import LanePlayer, LaneState, Segment
 from fastpg.metrics import COLUMNS, EPISODE_COLUMNS, UPDATE_COLUMNS, UPDATE_LOG_COLUMNS, MetricsLog, UpdateLog
 from fastpg.ppo import PPO
 from fastpg.rollout import PlayerSettings
+from fastpg.scheduler import Scheduler
 from fastpg.train import RunState, train
 
 from helpers import (TIMEOUT, assert_clean_error, episodes_played, expanded, fastpg_command, file_hashes,
@@ -230,6 +231,21 @@ def test_resume_equals_an_uninterrupted_run(ppo_run, runs):
 
 
 @needs_proc
+def test_segments_of_the_next_batch_go_out_early_and_the_run_is_the_barriers(ppo_run, runs, monkeypatch):
+    """Training hands the next batch's segments to the workers before the batch begins (most batches: the
+    tiny update ends long before a segment does); a run that waits at the barrier instead is the same run."""
+    settings = {"algo": "ppo", "hidden": HIDDEN, "lanes": LANES, "segment_steps": SEGMENT}
+    early = []
+    prefetch = Scheduler.prefetch
+    monkeypatch.setattr(Scheduler, "prefetch", lambda pool, task: (early.append(task), prefetch(pool, task))[1])
+    train(settings, str(runs / "ppo-early"), max_steps=STEPS, workers=2, progress_stream=io.StringIO())
+    assert len(early) >= LANES and all(isinstance(task, Segment) and task.batch >= 2 for task in early)
+    assert_same_run(str(runs / "ppo-early"), ppo_run[0])
+    monkeypatch.setattr(PPO, "early_tasks", lambda learner: [])
+    train(settings, str(runs / "ppo-barrier"), max_steps=STEPS, workers=2, progress_stream=io.StringIO())
+    assert_same_run(str(runs / "ppo-barrier"), ppo_run[0])
+
+
 def test_a_killed_worker_costs_a_replayed_segment_and_nothing_else(ppo_run, runs):
     run_dir = str(runs / "ppo-killed-worker")
     stderr_path = os.path.join(runs, "ppo-killed-worker.stderr")
