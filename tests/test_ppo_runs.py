@@ -230,7 +230,6 @@ def test_resume_equals_an_uninterrupted_run(ppo_run, runs):
     assert_same_run(run_dir, ppo_run[0])
 
 
-@needs_proc
 def test_segments_of_the_next_batch_go_out_early_and_the_run_is_the_barriers(ppo_run, runs, monkeypatch):
     """Training hands the next batch's segments to the workers before the batch begins (most batches: the
     tiny update ends long before a segment does); a run that waits at the barrier instead is the same run."""
@@ -246,6 +245,7 @@ def test_segments_of_the_next_batch_go_out_early_and_the_run_is_the_barriers(ppo
     assert_same_run(str(runs / "ppo-barrier"), ppo_run[0])
 
 
+@needs_proc
 def test_a_killed_worker_costs_a_replayed_segment_and_nothing_else(ppo_run, runs):
     run_dir = str(runs / "ppo-killed-worker")
     stderr_path = os.path.join(runs, "ppo-killed-worker.stderr")
