@@ -158,10 +158,12 @@ class Scheduler:
         while position < len(order):
             for held in range(self.depth):  # idle workers first, then a task queued behind each busy one
                 for slot in self._slots:  # this run's tasks first, then the next run's early ones
-                    if slot.ready and len(slot.tasks) <= held and pending:
-                        self._send(slot, pending.popleft(), pending, attempts)
-                    elif slot.ready and len(slot.tasks) <= held and self._early:
-                        self._send_early(slot, self._early.popleft(), pending, attempts)
+                    if not slot.ready or len(slot.tasks) > held:
+                        continue
+                    if pending:
+                        self._send(slot, pending.popleft(), CURRENT, pending, attempts)
+                    elif self._early:
+                        self._send(slot, self._early.popleft(), EARLY, pending, attempts)
             if sent is not None:
                 sent, call = None, sent
                 call()
@@ -182,21 +184,17 @@ class Scheduler:
     def _slot_of(self, handle):
         return next(slot for slot in self._slots if slot.handle is handle)
 
-    def _send(self, slot, task, pending, attempts):
-        slot.tasks.append((task, CURRENT))
-        attempts[task] += 1
+    def _send(self, slot, task, kind, pending, attempts):
+        """Send a task of this run (CURRENT) or of the next (EARLY, its tries counted apart)."""
+        slot.tasks.append((task, kind))
+        if kind == EARLY:
+            self._early_attempts[task] += 1
+            self.early_sent += 1
+        else:
+            attempts[task] += 1
         try:
             self.transport.send(slot.handle, task)
         except WorkerLost as exc:  # died while idle
-            self._replace(slot, str(exc), pending, attempts)
-
-    def _send_early(self, slot, task, pending, attempts):
-        slot.tasks.append((task, EARLY))
-        self._early_attempts[task] += 1
-        self.early_sent += 1
-        try:
-            self.transport.send(slot.handle, task)
-        except WorkerLost as exc:
             self._replace(slot, str(exc), pending, attempts)
 
     def _receive(self, slot, event, finished, pending, attempts):
