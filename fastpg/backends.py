@@ -52,15 +52,17 @@ class NumpyStepper:
         return self.actions[0] if u < p else self.actions[1]
 
     def finish(self):
-        lengths = [len(i) for i in self._indices]
-        episode = {
-            "indices": np.concatenate(self._indices or [np.empty(0, np.int16)]),
-            "signs": np.concatenate(self._signs or [np.empty(0, np.int8)]),
-            "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32),
-            "dlogp": np.array(self._dlogp, dtype=np.float64),
-        }
+        episode = dict(sparse_rows(self._indices, self._signs), dlogp=np.array(self._dlogp, dtype=np.float64))
         self.reset()
         return episode
+
+
+def sparse_rows(indices, signs):
+    """The sparse record's indices, signs and offsets from one int16 index array and one int8 sign array
+    per row, as the compiled steppers lay them out."""
+    return {"indices": np.concatenate(indices or [np.empty(0, np.int16)]),
+            "signs": np.concatenate(signs or [np.empty(0, np.int8)]),
+            "offsets": np.concatenate([[0], np.cumsum([len(i) for i in indices])]).astype(np.int32)}
 
 
 def densify(episode, start, stop, n_inputs=N_PIXELS):
@@ -182,14 +184,8 @@ class NumpyActorStepper:
         self._record(self._read(screen), 255)
 
     def finish(self):
-        lengths = [len(i) for i in self._indices]
-        record = {
-            "indices": np.concatenate(self._indices or [np.empty(0, np.int16)]),
-            "signs": np.concatenate(self._signs or [np.empty(0, np.int8)]),
-            "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32),
-            "choices": np.array(self._choices, dtype=np.uint8),
-            "logp": np.array(self._logps, dtype=np.float64),
-        }
+        record = dict(sparse_rows(self._indices, self._signs), choices=np.array(self._choices, dtype=np.uint8),
+                      logp=np.array(self._logps, dtype=np.float64))
         if self.with_frame:
             record["keyframes"] = np.array(self._keyframes, dtype=np.uint8)
         self._indices, self._signs, self._choices, self._logps, self._keyframes = [], [], [], [], []

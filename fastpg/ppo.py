@@ -19,8 +19,8 @@ advantages importance-weighted for the older policy that played them
 recorded as they played). A checkpoint waits for the update in flight and
 holds both sets of weights, so a resume continues exactly.
 
-Where the workers share a second set of weights (``early_parameters``: local
-processes, not Ray), the two sets take turns: the update in flight publishes
+Where the workers have a second set of weights (``early_parameters``: local
+processes since 0.24, Ray actors since 0.25), the two sets take turns: the update in flight publishes
 its weights into the set the current batch does not play as soon as it ends,
 and from then on each lane's next segment goes out as soon as the lane's
 current one is back (``early_tasks``), so no worker waits for the batch's

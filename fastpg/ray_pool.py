@@ -3,11 +3,15 @@
 :class:`RayPool` is the :mod:`fastpg.scheduler` over :class:`RayTransport`, so
 it hands back the same results in the same order as
 :class:`fastpg.workers.WorkerPool`. The learner stays in the driver and updates
-``params`` in place between batches; each run of tasks puts them into Ray's
-object store once (about 10 MB at 200 hidden units) and every actor fetches
-that copy once per batch. Actors play episode indices seeded from (run seed,
-episode index) exactly as local workers do, and send back the sparse episode
-(about 100 bytes a step; a per-episode gradient would be 10 MB).
+``params`` in place between batches. The weights a task plays go into Ray's
+object store once, on the first send that needs them (about 10 MB at 200
+hidden units), and every actor fetches that copy once: an episode plays its
+run's weights, a segment its batch's. Segments, like local workers', have two
+sets of weights (``early_params`` is the second), so the actor-critic's next
+batch can start while this one ends. Actors play episode indices seeded from
+(run seed, episode index) exactly as local workers do, and send back the
+sparse episode (about 100 bytes a step; a per-episode gradient would be 10
+MB).
 
 Connecting to Ray is :mod:`fastpg.ray_cluster`'s job.
 """
@@ -15,6 +19,7 @@ import os
 import signal
 import time
 
+from .lanes import Segment
 from .ray_cluster import check_room, cluster_cpus, import_ray, package_dir
 from .scheduler import Done, Failed, Lost, Ready, Scheduler, WorkerError
 
@@ -23,11 +28,12 @@ LOST_ERRORS = ("RayActorError", "WorkerCrashedError", "NodeDiedError", "ObjectLo
 
 
 class EpisodeActor:
-    """Plays episode indices in a Ray worker: one emulator, one stepper, its own copy of the parameters.
+    """Plays tasks (episode indices or segments) in a Ray worker: one emulator, and its own copy of each
+    set of weights the tasks play (one for episodes, two for segments: ``Segment.weights`` picks one).
 
     The parameters arrive as a one-element list holding an ObjectRef, so Ray
-    does not resolve it on every call: the actor fetches and copies a batch's
-    parameters only when the reference changes.
+    does not resolve it on every call: the actor fetches and copies a set's
+    parameters only when its reference changes.
     """
 
     def __init__(self, settings):
@@ -35,9 +41,10 @@ class EpisodeActor:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
         except ValueError:  # not the worker's main thread
             pass
-        self.params = settings.spec.zero_parameters()
-        self.player = settings.player(self.params)
-        self.params_id = None
+        self.sets = [settings.spec.zero_parameters() for _ in range(2 if settings.unit == "segment" else 1)]
+        self.params = self.sets[0]
+        self.player = settings.player(*self.sets)
+        self.loaded = [None] * len(self.sets)  # the hex of the ObjectRef each set was copied from
 
     def describe(self):
         """Where this actor runs and which fastpg it imported."""
@@ -48,19 +55,19 @@ class EpisodeActor:
         return {"pid": os.getpid(), "node": ray.util.get_node_ip_address(), "version": __version__,
                 "package": package_dir()}
 
-    def load_params(self, params):
-        """Copy the batch's parameters from the object store, unless they are already loaded."""
+    def load_params(self, params, weights=0):
+        """Copy parameters from the object store into set ``weights``, unless that set holds them already."""
         import ray
 
         (ref,) = params
-        if ref.hex() != self.params_id:
+        if ref.hex() != self.loaded[weights]:
             for name, value in ray.get(ref).items():
-                self.params[name][...] = value
-            self.params_id = ref.hex()
+                self.sets[weights][name][...] = value
+            self.loaded[weights] = ref.hex()
 
     def play(self, params, task):
-        """Play the task (an episode index or a segment) with the batch's parameters."""
-        self.load_params(params)
+        """Play the task (an episode index or a segment) with the parameters it plays."""
+        self.load_params(params, task.weights if isinstance(task, Segment) else 0)
         return self.player.play(task)
 
 
@@ -77,30 +84,45 @@ class RayTransport:
 
     starts_ready = False
 
-    def __init__(self, params, settings, on_warning=print):
+    def __init__(self, parameter_sets, settings, on_warning=print):
         self._ray = ray = import_ray()
         self._exceptions = ray.exceptions
         # What a lost actor, worker process or node looks like (names that this Ray version has).
         self._lost_errors = tuple(getattr(ray.exceptions, name) for name in LOST_ERRORS
                                   if hasattr(ray.exceptions, name))
-        self._params = params
+        self._sets = parameter_sets
         self._remote_class = ray.remote(num_cpus=1, max_restarts=0)(EpisodeActor)
         self._settings = settings
         self._on_warning = on_warning
         self._warned_waiting = False
         self._warned_package = False
-        self._batch_params = None
+        self._run = 0  # runs of tasks begun
+        self._refs = {}  # ("run", run) or ("batch", batch) -> [ObjectRef of the weights its tasks play]
         self._in_flight = {}  # ObjectRef -> actor
 
     def start(self):
         return _Actor(self._remote_class.remote(self._settings))
 
     def begin(self):
-        # Put the parameters into the object store once; a list keeps Ray from resolving the ref per call.
-        self._batch_params = [self._ray.put(self._params)]
+        self._run += 1  # episodes play their run's weights: the learner changed them since the last run
 
     def send(self, actor, task):
-        self._in_flight[actor.handle.play.remote(self._batch_params, task)] = actor
+        self._in_flight[actor.handle.play.remote(self._weights_of(task), task)] = actor
+
+    def _weights_of(self, task):
+        """[ObjectRef] (a list keeps Ray from resolving it on each call) of the weights the task plays, put
+        into the object store by the first send that needs them. A segment plays its batch's weights, which
+        the learner publishes into the segment's set before any segment of the batch goes out (early ones
+        included) and leaves there until that batch and the next have ended; an episode plays its run's."""
+        if isinstance(task, Segment):
+            key, weights = ("batch", task.batch), task.weights
+        else:
+            key, weights = ("run", self._run), 0
+        if key not in self._refs:
+            # Keep the batch before this one's: its segments may still be in flight beside early ones.
+            self._refs = {k: ref for k, ref in self._refs.items() if k[0] == key[0] and k[1] >= key[1] - 1}
+            self._refs[key] = [self._ray.put(self._sets[weights])]
+        return self._refs[key]
 
     def wait(self, actors, timeout):
         refs = [actor.probe for actor in actors if actor.probe is not None]
@@ -169,14 +191,12 @@ class RayTransport:
 
     def close(self):
         self._in_flight = {}
+        self._refs = {}
 
 
 class RayPool(Scheduler):
-    """n_workers Ray actors (one CPU each) playing episodes with the parameters ``params``.
-
-    Each run of tasks puts ``params`` into Ray's object store once, so a task
-    can only be played with its own run's weights: ``early_params`` is None
-    and batches do not overlap.
+    """n_workers Ray actors (one CPU each) playing tasks with the parameters ``params``, and segments also
+    with a second set, ``early_params`` (None for episodes), as :class:`fastpg.workers.WorkerPool` does.
 
     Needs a Ray connection (:func:`fastpg.ray_cluster.connect`); with
     shutdown=True, close() ends it. n_workers=None means one actor per CPU in
@@ -190,9 +210,9 @@ class RayPool(Scheduler):
                 n_workers = max(cluster_cpus(), 1)
             check_room(n_workers)
             self.params = settings.spec.zero_parameters()
-            self.early_params = None
-            super().__init__(RayTransport(self.params, settings, on_warning), n_workers, on_warning, task_name,
-                             depth)
+            self.early_params = settings.spec.zero_parameters() if settings.unit == "segment" else None
+            sets = [self.params] + ([self.early_params] if self.early_params is not None else [])
+            super().__init__(RayTransport(sets, settings, on_warning), n_workers, on_warning, task_name, depth)
         except BaseException:
             self._end_ray()
             raise

@@ -21,7 +21,8 @@ from fastpg import checkpoint, ray_pool
 from fastpg.ray_cluster import init_ray
 from fastpg.policy import PolicySpec
 from fastpg.rollout import Player, PlayerSettings
-from fastpg.scheduler import StopRequested, WorkerError
+from fastpg.lanes import Segment
+from fastpg.scheduler import Scheduler, StopRequested, WorkerError
 from fastpg.train import train
 
 from helpers import cli_env, load_arrays, run_fastpg
@@ -145,6 +146,33 @@ def test_actor_critic_on_ray_equals_a_local_one_worker_run(tmp_path):
         assert result.returncode == 0, result.stderr
     expected, got = load_arrays(local), load_arrays(on_ray)
     assert sorted(got) == sorted(expected) and "lane_emulators" in got
+    for name in expected:
+        if name != "state":  # the run record: wall-clock seconds differ
+            np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
+def test_actor_critic_actors_start_the_next_batch_early(ray_cluster, monkeypatch, tmp_path):
+    """On Ray, as locally, the next batch's segments go out before the batch begins, playing the actors'
+    second set of weights; each batch's weights go into the object store once, not once a segment; and the
+    run is a local one-worker run."""
+    settings = {"algo": "ppo", "hidden": HIDDEN, "lanes": 4, "segment_steps": 64, "env": ENV}
+    batches = 5
+    early, puts = [], []
+    prefetch = Scheduler.prefetch
+    monkeypatch.setattr(Scheduler, "prefetch", lambda pool, task: (early.append(task), prefetch(pool, task))[1])
+    put = ray_cluster.put
+    monkeypatch.setattr(ray_cluster, "put", lambda value, **kwargs: (puts.append(value), put(value, **kwargs))[1])
+    steps = batches * 4 * 64
+    train(settings, str(tmp_path / "ray"), max_steps=steps, workers=2, ray_address="local",
+          progress_stream=io.StringIO())
+    assert len(early) >= 4 and {task.weights for task in early} == {0, 1}
+    assert all(isinstance(task, Segment) and task.batch >= 2 for task in early)
+    # One put per batch, and perhaps one more for early segments of a batch the stop then dropped.
+    assert batches <= len(puts) <= batches + 1
+    monkeypatch.undo()
+    train(settings, str(tmp_path / "local"), max_steps=steps, workers=1, progress_stream=io.StringIO())
+    expected, got = load_arrays(tmp_path / "local"), load_arrays(tmp_path / "ray")
+    assert sorted(got) == sorted(expected)
     for name in expected:
         if name != "state":  # the run record: wall-clock seconds differ
             np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
