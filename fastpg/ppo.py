@@ -20,12 +20,12 @@ recorded as they played). A checkpoint waits for the update in flight and
 holds both sets of weights, so a resume continues exactly.
 
 Where the workers have a second set of weights (``early_parameters``: local
-processes since 0.24, Ray actors since 0.25), the two sets take turns: the update in flight publishes
-its weights into the set the current batch does not play as soon as it ends,
-and from then on each lane's next segment goes out as soon as the lane's
-current one is back (``early_tasks``), so no worker waits for the batch's
-last segment. The weights and lane states are the ones the barrier between
-batches would give, so the run is the same.
+processes since 0.24, Ray actors since 0.25), the two sets take turns: the
+update in flight publishes its weights into the set the current batch does
+not play as soon as it ends, and from then on each lane's next segment goes
+out as soon as the lane's current one is back (``early_tasks``), so no
+worker waits for the batch's last segment. The weights and lane states are
+the ones the barrier between batches would give, so the run is the same.
 
 With ``--optimizer lazy-adam`` each minibatch's Adam step covers only W1's
 columns of the inputs its rows list, and the other columns wait, moments
