@@ -38,6 +38,7 @@ from fastpg.config import Config
 from fastpg.policy import PolicySpec
 from fastpg.reinforce import Reinforce
 from fastpg.rollout import PlayerSettings
+from fastpg.train import RunState
 
 
 def child_env():
@@ -51,8 +52,8 @@ def train_rate(env_id, n_steps, workers, hidden, extra=()):
     """Steady-state env steps/s of one `fastpg train` run (from a scratch directory)."""
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = os.path.join(tmp, "run")
-        cmd = [sys.executable, "-m", "fastpg", "train", "--run-dir", run_dir, "--env", env_id,
-               "--max-steps", str(n_steps), "--workers", str(workers), "--hidden", str(hidden),
+        cmd = [sys.executable, "-m", "fastpg", "train", "--algo", "reinforce", "--run-dir", run_dir,
+               "--env", env_id, "--max-steps", str(n_steps), "--workers", str(workers), "--hidden", str(hidden),
                "--batch-size", "10", *extra]  # the seed's batch, as in the README's tables; 2 would idle cores
         subprocess.run(cmd, check=True, cwd=tmp, env=child_env(), stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
@@ -137,7 +138,7 @@ def costs(env_id, hidden, n_episodes, repeats):
         out["episode_receive_ms"] = 1e3 * statistics.median(receive)
 
         # The learner on those episodes: accumulate each, RMSProp once per 10.
-        config = Config(hidden=hidden, batch_size=10, learning_rate=1e-4)
+        config = Config(algo="reinforce", hidden=hidden, batch_size=10, learning_rate=1e-4)
         learner = Reinforce(config, spec, {name: value.copy(order="K") for name, value in params.items()},
                             Reinforce.initial_state(spec), get_backend("cython"))
         per_episode = []
@@ -147,7 +148,7 @@ def costs(env_id, hidden, n_episodes, repeats):
             per_episode.append(time.perf_counter() - start)
         out["accumulate_ms_per_episode"] = 1e3 * statistics.median(per_episode)
         out["accumulate_us_per_step"] = 1e6 * sum(per_episode) / steps.sum()
-        out["rmsprop_ms"] = 1e3 * median_seconds(learner.update, repeats)
+        out["rmsprop_ms"] = 1e3 * median_seconds(lambda: learner.update(RunState()), repeats)
         out["update_ms_per_10_episodes"] = 10 * out["accumulate_ms_per_episode"] + out["rmsprop_ms"]
 
         # The alternative: dense per-episode gradients (the driver's get + add of 10 MB each).
