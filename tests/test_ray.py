@@ -1,13 +1,14 @@
 """fastpg train --ray: Ray actors give the same run as local workers, a killed actor costs a
-replay and nothing else, and Ray stays optional (local training never imports it; without it
---ray names the install command).
+replay and nothing else, Ray stays optional (local training never imports it; without it
+--ray names the install command), and benchmarks/bench_ray.py runs.
 
 Runs are tiny (hidden 8, 2 or 4 random-policy episodes of ALE/Pong-v5). One local Ray
-instance with 2 CPUs serves the in-process tests; the CLI test starts its own before that
-one exists, so two never run at once. CI installs Ray (the test extra); elsewhere the tests
+instance with 2 CPUs serves the in-process tests; the CLI tests and the benchmark start
+their own before that one exists, so two never run at once. CI installs Ray (the test extra); elsewhere the tests
 that need it are skipped.
 """
 import io
+import json
 import os
 import signal
 import subprocess
@@ -149,6 +150,24 @@ def test_actor_critic_on_ray_equals_a_local_one_worker_run(tmp_path):
     for name in expected:
         if name != "state":  # the run record: wall-clock seconds differ
             np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
+def test_the_ray_benchmark_runs_end_to_end(tmp_path):
+    """benchmarks/bench_ray.py, tiny: its local and Ray runs and its cost measurements complete, with rates
+    and costs to show (it once broke unseen, when the actor-critic became the default). It starts its own
+    Ray, before the module's exists."""
+    pytest.importorskip("ray")
+    out = tmp_path / "bench.json"
+    bench = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "bench_ray.py")
+    result = subprocess.run([sys.executable, bench, "--steps", "2000", "--repeats", "1", "--episodes", "1",
+                             "--hidden", str(HIDDEN), "--json", str(out)], cwd=tmp_path, env=cli_env(),
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    with open(out) as f:
+        numbers = json.load(f)
+    assert all(rate > 0 for rates in numbers["rates"].values() for rate in rates)
+    assert numbers["costs"]["put_ms"] > 0 and numbers["costs"]["episode_bytes_per_step"] > 0
+    assert "ray / local" in result.stdout
 
 
 def test_actor_critic_actors_start_the_next_batch_early(ray_cluster, monkeypatch, tmp_path):
