@@ -41,7 +41,7 @@ class EpisodeActor:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
         except ValueError:  # not the worker's main thread
             pass
-        self.sets = [settings.spec.zero_parameters() for _ in range(2 if settings.unit == "segment" else 1)]
+        self.sets = [settings.spec.zero_parameters() for _ in range(settings.weight_sets)]
         self.params = self.sets[0]
         self.player = settings.player(*self.sets)
         self.loaded = [None] * len(self.sets)  # the hex of the ObjectRef each set was copied from
@@ -209,9 +209,9 @@ class RayPool(Scheduler):
             if n_workers is None:
                 n_workers = max(cluster_cpus(), 1)
             check_room(n_workers)
-            self.params = settings.spec.zero_parameters()
-            self.early_params = settings.spec.zero_parameters() if settings.unit == "segment" else None
-            sets = [self.params] + ([self.early_params] if self.early_params is not None else [])
+            sets = [settings.spec.zero_parameters() for _ in range(settings.weight_sets)]
+            self.params = sets[0]
+            self.early_params = sets[1] if len(sets) > 1 else None
             super().__init__(RayTransport(sets, settings, on_warning), n_workers, on_warning, task_name, depth)
         except BaseException:
             self._end_ray()

@@ -78,6 +78,12 @@ class PlayerSettings:
     record: bool = True  # training keeps the sparse record; eval only needs the rewards
     unit: str = "episode"  # or "segment": tasks are fastpg.lanes.Segment
 
+    @property
+    def weight_sets(self):
+        """How many sets of weights a pool keeps for these players: two for segments (a batch can start
+        while the one before it still plays the other set), one for episodes."""
+        return 2 if self.unit == "segment" else 1
+
     def player(self, parameters, early_parameters=None):
         """The Player (episodes) or LanePlayer (segments) these settings ask for; a LanePlayer also plays
         ``early_parameters`` (a second set of weights) where given."""

@@ -200,7 +200,7 @@ class WorkerPool(Scheduler):
 
     def __init__(self, n_workers, settings, on_warning=print, task_name="episode", depth=1):
         ctx = mp.get_context("spawn")
-        buffer_sets = [shared_buffers(ctx, settings.spec) for _ in range(2 if settings.unit == "segment" else 1)]
+        buffer_sets = [shared_buffers(ctx, settings.spec) for _ in range(settings.weight_sets)]
         self.params = shared_arrays(buffer_sets[0], settings.spec)
         self.early_params = shared_arrays(buffer_sets[1], settings.spec) if len(buffer_sets) > 1 else None
         super().__init__(ProcessTransport(buffer_sets, settings), n_workers, on_warning, task_name, depth)
